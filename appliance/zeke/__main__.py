@@ -1,0 +1,3 @@
+from zeke.cli.main import run
+
+run()

@@ -1,0 +1,70 @@
+"""The ``zeke`` command: a typer app assembled from one module per command group.
+
+Each module in ``COMMAND_MODULES`` exposes ``register(app)``. Heavy imports (OpenCV, the
+interpreter) stay inside the commands so ``zeke --help`` and cold starts stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from zeke import __version__
+from zeke.errors import ZekeError
+
+COMMAND_MODULES: tuple[str, ...] = ("detect",)
+
+app = typer.Typer(
+    name="zeke",
+    help="Private, on-device face and emotion sensing. No frame ever leaves the device.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"zeke {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Private, on-device face and emotion sensing. No frame ever leaves the device."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"zeke.cli.{_name}").register(app)
+
+
+def report_error(err: ZekeError) -> None:
+    """Print a user-fixable error as one red line (plus a hint line) on stderr."""
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {err.message}", markup=True)
+    if err.hint:
+        console.print(f"[dim]hint:[/] {err.hint}", markup=True)
+
+
+def run() -> None:
+    """Console-script entry point: run the app, turn ``ZekeError`` into a clean exit."""
+    try:
+        app()
+    except ZekeError as err:
+        report_error(err)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    run()
