@@ -1,0 +1,1 @@
+"""The live loop behind ``zeke watch``: capture, vision, tracking, sinks, statistics."""
