@@ -14,7 +14,7 @@ import typer
 from zeke import __version__
 from zeke.errors import ZekeError
 
-COMMAND_MODULES: tuple[str, ...] = ("detect", "watch")
+COMMAND_MODULES: tuple[str, ...] = ("detect", "watch", "nodes")
 
 app = typer.Typer(
     name="zeke",
@@ -48,11 +48,12 @@ for _name in COMMAND_MODULES:
 def report_error(err: ZekeError) -> None:
     """Print a user-fixable error as one red line (plus a hint line) on stderr."""
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    console.print(f"[bold red]error:[/] {err.message}", markup=True)
+    console.print(f"[bold red]error:[/] {escape(err.message)}", markup=True)
     if err.hint:
-        console.print(f"[dim]hint:[/] {err.hint}", markup=True)
+        console.print(f"[dim]hint:[/] {escape(err.hint)}", markup=True)
 
 
 def run() -> None:

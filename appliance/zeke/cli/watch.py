@@ -154,6 +154,10 @@ def watch(
     except KeyboardInterrupt:
         live_loop.stop()
     finally:
+        if kiosk:
+            from zeke import sdnotify
+
+            sdnotify.stopping()
         for sink in sinks:
             sink.close()
     if summary:
