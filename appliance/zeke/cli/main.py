@@ -14,7 +14,7 @@ import typer
 from zeke import __version__
 from zeke.errors import ZekeError
 
-COMMAND_MODULES: tuple[str, ...] = ("detect", "watch", "nodes")
+COMMAND_MODULES: tuple[str, ...] = ("detect", "watch", "nodes", "models")
 
 app = typer.Typer(
     name="zeke",
