@@ -42,13 +42,23 @@ grow_root() {
         log "root partition already fills $disk"
         return 0
     fi
-    if sfdisk -d "$disk" | grep -q '^label: gpt'; then
-        sfdisk --relocate gpt-bak-std "$disk"
+    # The image's backup GPT sits where the image ended: move it to the end of the card,
+    # then let the root partition take everything after it.
+    if sfdisk -d "$disk" 2>/dev/null | grep -q '^label: gpt'; then
+        sfdisk --quiet --relocate gpt-bak-std "$disk" 2>/dev/null
     fi
-    echo ", +" | sfdisk --no-reread --no-tell-kernel -N "$num" "$disk"
+    if ! out=$(echo ", +" | sfdisk --quiet --no-reread --no-tell-kernel -N "$num" "$disk" 2>&1); then
+        echo "$out"
+        log "could not grow partition $num of $disk"
+        return 1
+    fi
     partx -u -n "$num" "$disk"
-    resize2fs "$dev"
-    log "root partition grown to $(( $(cat "$sys/size") / 2048 )) MiB"
+    if ! out=$(resize2fs "$dev" 2>&1); then
+        echo "$out"
+        log "could not grow the root filesystem on $dev"
+        return 1
+    fi
+    log "root partition grown to $(( $(cat "$sys/size") / 2048 )) MiB, filesystem $(df -h --output=size / | tail -n 1 | tr -d ' ')"
 }
 
 ssh_access() {

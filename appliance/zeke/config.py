@@ -190,12 +190,12 @@ def _describe_error(error: dict[str, Any]) -> str:
     return f"{where}: {message}{shown}"
 
 
-def validation_error(err: ValidationError, source: str) -> ConfigError:
+def validation_error(err: ValidationError, source: str, hint: str | None = None) -> ConfigError:
     """One ``ConfigError`` listing every problem of ``err``, each with file and key."""
     problems = [_describe_error(e) for e in err.errors(include_url=False)]
     return ConfigError(
         f"{source}: " + "; ".join(problems),
-        hint="fix the file, or see `zeke config show` for every key and its default",
+        hint=hint or "fix the file, or see `zeke config show` for every key and its default",
     )
 
 
@@ -253,16 +253,17 @@ class ConfigLocation:
     path: Path | None
     origin: str  # "--config", "ZEKE_CONFIG", "user", "system" or "defaults"
     searched: list[Path] = field(default_factory=list)
-    write_path: Path = SYSTEM_CONFIG
+    write_path: Path = field(default_factory=lambda: SYSTEM_CONFIG)
 
 
 def locate(
     explicit: str | os.PathLike | None = None,
     env: dict[str, str] | None = None,
-    system: Path = SYSTEM_CONFIG,
+    system: Path | None = None,
 ) -> ConfigLocation:
     """Find the config file in search order (see the module docstring)."""
     env = os.environ if env is None else env
+    system = SYSTEM_CONFIG if system is None else system
     if explicit:
         path = Path(explicit).expanduser()
         return ConfigLocation(path, "--config", [path], path)
@@ -291,7 +292,7 @@ class LoadedConfig:
 def load_config(
     explicit: str | os.PathLike | None = None,
     env: dict[str, str] | None = None,
-    system: Path = SYSTEM_CONFIG,
+    system: Path | None = None,
 ) -> LoadedConfig:
     """The validated config in effect, and where it came from."""
     location = locate(explicit, env, system)

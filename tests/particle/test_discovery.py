@@ -11,6 +11,7 @@ from serial.tools.list_ports_common import ListPortInfo
 from zeke.particle.discovery import classify, find_dfu_devices, scan, select_port
 from zeke.particle.errors import (
     AmbiguousDeviceError,
+    DeviceDisconnectedError,
     NoDeviceError,
     PortAccessError,
     PortBusyError,
@@ -118,3 +119,25 @@ def test_permission_denied_names_dialout():
         "udev rules) and replug."
     )
     assert "usermod -aG dialout" in err.hint
+
+
+def test_every_operation_on_a_vanished_port_is_a_disconnect(sims):
+    """tcdrain/tcflush/tcsetattr on a hung-up tty raise termios.error, not OSError."""
+    sim = sims("xenon", "1.5.2", reenumerate_delay=1000.0)
+    link = Link.open(sim.port)
+    try:
+        link.write(b"L")  # the device resets: USB hang-up
+        assert sim.wait_for(lambda: sim.state.value == "resetting", 5)
+        operations = {
+            "read": lambda: link.read(10, 1.0),
+            "write": lambda: link.write(b"v"),
+            "drain_input": link.drain_input,
+            "set_baudrate": lambda: link.set_baudrate(28800),
+            "write-nothing": lambda: link.write(b""),  # still runs tcdrain
+        }
+        for name, operation in operations.items():
+            with pytest.raises(DeviceDisconnectedError):
+                operation()
+                raise AssertionError(f"{name} on a vanished port did not fail")
+    finally:
+        link.close()

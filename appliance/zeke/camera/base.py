@@ -50,6 +50,7 @@ class Source(abc.ABC):
     def __init__(self, uri: str):
         self.uri = uri
         self._opened = False
+        self._closed = False
         self._next_index = 0
 
     @property
@@ -60,19 +61,21 @@ class Source(abc.ABC):
         """Acquire the device or file; safe to call on an open source. Returns ``self``."""
         if not self._opened:
             self._open()
-            self._opened = True
+            self._opened, self._closed = True, False
         return self
 
     def read(self) -> Frame | None:
-        """The next frame, or ``None`` at the end of a finite stream."""
+        """The next frame, or ``None`` at the end of a finite stream (or once closed)."""
         if not self._opened:
+            if self._closed:
+                return None
             self.open()
         return self._read()
 
     def close(self) -> None:
         """Release the device or file; safe to call more than once."""
         if self._opened:
-            self._opened = False
+            self._opened, self._closed = False, True
             self._close()
 
     def describe(self) -> dict[str, Any]:

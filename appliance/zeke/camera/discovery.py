@@ -64,10 +64,24 @@ PI_CSI_DRIVERS = frozenset({"rp1-cfe", "unicam", "bcm2835-unicam", "pispbe", "bc
 #: CSI sensors a Pi's libcamera supports (the I2C device's name or its driver's)
 PI_SENSORS = frozenset(
     {
-        "imx219", "imx477", "imx708", "imx296", "imx500", "imx290", "imx327", "imx378",
-        "imx462", "imx519", "imx283", "ov5647", "ov9281", "ov7251", "ov64a40", "arducam_64mp",
+        "imx219",
+        "imx477",
+        "imx708",
+        "imx296",
+        "imx500",
+        "imx290",
+        "imx327",
+        "imx378",
+        "imx462",
+        "imx519",
+        "imx283",
+        "ov5647",
+        "ov9281",
+        "ov7251",
+        "ov64a40",
+        "arducam_64mp",
     }
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -112,9 +126,13 @@ def pack_querycap(
 ) -> bytes:
     """The 104 bytes a driver writes for ``VIDIOC_QUERYCAP`` (fixture trees store these)."""
     return _CAP_STRUCT.pack(
-        driver.encode()[:15], card.encode()[:31], bus_info.encode()[:31], version,
-        capabilities, device_caps,
-    )  # fmt: skip
+        driver.encode()[:15],
+        card.encode()[:31],
+        bus_info.encode()[:31],
+        version,
+        capabilities,
+        device_caps,
+    )
 
 
 def parse_querycap(data: bytes) -> V4l2Caps:

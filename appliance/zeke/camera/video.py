@@ -68,6 +68,7 @@ class VideoFileSource(Source):
         self._cap = None
         self._pos = 0  # frames consumed from the current pass
         self._t0: float | None = None
+        self._ended = False
 
     def _capture(self):
         import cv2
@@ -93,6 +94,7 @@ class VideoFileSource(Source):
         self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.codec = fourcc_text(cap.get(cv2.CAP_PROP_FOURCC))
         self._cap, self._pos, self._t0, self.passes = cap, 0, None, 1
+        self._ended = False
 
     def _rewind(self) -> None:
         """Start the next pass by reopening the file, so a replaced or removed file is noticed."""
@@ -147,6 +149,8 @@ class VideoFileSource(Source):
         return skipped
 
     def _read(self) -> Frame | None:
+        if self._ended:  # FFmpeg may hand out a drained frame after the end: stay ended
+            return None
         skipped = self._skip_late()
         image = self._decode()
         if image is None and self.loop:
@@ -155,6 +159,7 @@ class VideoFileSource(Source):
             if image is None:
                 raise SourceLost(f"{self.path} has no frames left to loop over")
         if image is None:
+            self._ended = True
             return None
         return self._frame(as_bgr(image), skipped=skipped)
 

@@ -14,7 +14,15 @@ import typer
 from zeke import __version__
 from zeke.errors import ZekeError
 
-COMMAND_MODULES: tuple[str, ...] = ("detect", "watch", "nodes", "models")
+COMMAND_MODULES: tuple[str, ...] = (
+    "detect",
+    "watch",
+    "nodes",
+    "models",
+    "config",
+    "setup",
+    "doctor",
+)
 
 app = typer.Typer(
     name="zeke",

@@ -24,6 +24,13 @@ LISTEN_TRIGGER_BAUD = 28800  # Device OS 0.5-5.x: enter listening mode
 DFU_TRIGGER_BAUD = 14400  # resets into the DFU bootloader: zeke never sets it
 READ_SLICE_S = 0.05
 
+try:  # pyserial's POSIX backend lets termios.error (not an OSError) escape tcdrain/tcflush
+    import termios
+
+    _TERMIOS_ERRORS: tuple[type[Exception], ...] = (termios.error,)
+except ImportError:  # pragma: no cover - non-POSIX hosts
+    _TERMIOS_ERRORS = ()
+
 UDEV_HINT = (
     "install the zeke udev rules (systemd/udev/50-zeke-particle.rules, done by zeke setup) "
     "and replug"
@@ -94,12 +101,12 @@ class Link:
 
         try:
             ser = serial.Serial(port, baudrate, timeout=READ_SLICE_S, exclusive=True)
-        except (serial.SerialException, OSError) as err:
+        except (serial.SerialException, OSError, *_TERMIOS_ERRORS) as err:
             raise _open_error(port, err) from None
         link = cls(ser, port)
         try:
             ser.reset_input_buffer()
-        except (serial.SerialException, OSError):
+        except (serial.SerialException, OSError, *_TERMIOS_ERRORS):
             link.close()
             raise DeviceDisconnectedError(f"{port} vanished while it was being opened") from None
         return link
@@ -116,7 +123,7 @@ class Link:
         try:
             self._ser.write(data)
             self._ser.flush()
-        except (serial.SerialException, OSError) as err:
+        except (serial.SerialException, OSError, *_TERMIOS_ERRORS) as err:
             raise self._gone(err) from None
         self.bytes_written += len(data)
 
@@ -139,7 +146,7 @@ class Link:
                     return out
                 if time.monotonic() >= deadline:
                     return b""
-        except (serial.SerialException, OSError) as err:
+        except (serial.SerialException, OSError, *_TERMIOS_ERRORS) as err:
             raise self._gone(err) from None
 
     def read_byte(self, timeout: float) -> int | None:
@@ -169,7 +176,7 @@ class Link:
         self._pending.clear()
         try:
             self._ser.reset_input_buffer()
-        except (serial.SerialException, OSError) as err:
+        except (serial.SerialException, OSError, *_TERMIOS_ERRORS) as err:
             raise self._gone(err) from None
 
     @property
@@ -184,7 +191,7 @@ class Link:
 
         try:
             self._ser.baudrate = baudrate
-        except (serial.SerialException, OSError) as err:
+        except (serial.SerialException, OSError, *_TERMIOS_ERRORS) as err:
             raise self._gone(err) from None
 
     def close(self) -> None:
