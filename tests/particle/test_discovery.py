@@ -126,7 +126,7 @@ def test_every_operation_on_a_vanished_port_is_a_disconnect(sims):
     sim = sims("xenon", "1.5.2", reenumerate_delay=1000.0)
     link = Link.open(sim.port)
     try:
-        link.write(b"L")  # the device resets: USB hang-up
+        sim.press_reset()  # USB hang-up
         assert sim.wait_for(lambda: sim.state.value == "resetting", 5)
         operations = {
             "read": lambda: link.read(10, 1.0),

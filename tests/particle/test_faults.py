@@ -19,7 +19,7 @@ RECOVERED = 0
 # fault -> (extra flash-node options, expected exit code, phrase in the message)
 OUTCOMES: dict[str, tuple[tuple[str, ...], int, str]] = {
     "not-listening": ((), 4, "is not in listening mode"),
-    "trigger-ignored": (("--enter-listening",), 4, "28800-baud trigger was ignored"),
+    "trigger-ignored": (("--enter-listening",), 4, "did not enter listening mode within 3.0 s"),
     "no-ready-line": ((), RECOVERED, ""),
     "log-noise": ((), RECOVERED, ""),
     "resend": ((), RECOVERED, ""),
@@ -34,7 +34,7 @@ OUTCOMES: dict[str, tuple[tuple[str, ...], int, str]] = {
     "reject-range": ((), 8, "Validation failed: 0x8 (address range outside the slot)"),
     "save-failure": ((), 9, "Failed to save chunk!"),
     "updates-disabled": ((), 9, "higher than the allowed space memory"),
-    "disconnect-mid-transfer": ((), 9, "disconnected during the transfer"),
+    "disconnect-mid-transfer": ((), 9, "disconnected during the transfer (device reports"),
     "disconnect-after-ack": ((), RECOVERED, ""),
     "dos6-refusal": ((), 6, "Serial/YModem flashing is no longer supported"),
     "protected-silent": ((), 4, "Protected Device"),

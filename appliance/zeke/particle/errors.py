@@ -98,3 +98,5 @@ class TransferAbortedError(ParticleError):
 
 class DeviceDisconnectedError(TransferAbortedError):
     """The serial port vanished (reset, unplug, DFU) while zeke was using it."""
+
+    reason: str = ""  # what the serial layer said

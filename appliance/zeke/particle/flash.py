@@ -147,7 +147,7 @@ class _Phase:
 
 
 def _read_version(console: ListeningConsole, allow_trigger: bool, listen_timeout: float) -> tuple:
-    """(version or None, entered_listening) for a device that may not be listening yet."""
+    """(version or None, whether the 28800-baud trigger was sent)."""
     version = console.probe_version()
     if version is None and allow_trigger:
         return console.enter_listening(listen_timeout), True
@@ -202,7 +202,7 @@ def flash_node(
     try:
         console = ListeningConsole(link, probe_timeout=timeouts.probe)
         phase.start("probe")
-        version_text, entered = _read_version(
+        version_text, triggered = _read_version(
             console, enter_listening and not dry_run, timeouts.listen
         )
         if version_text is None:
@@ -213,16 +213,20 @@ def flash_node(
                 )
                 result.before.mode = "normal"
                 return result
+            if triggered:
+                raise NotListeningError(
+                    f"Device on {target.device} did not enter listening mode within "
+                    f"{timeouts.listen:.1f} s of the 28800-baud trigger.",
+                    "its application may be blocking the system, or it runs Device OS 6+ (no "
+                    "trigger): hold MODE ~3 s until it blinks dark blue, then retry",
+                )
             raise NotListeningError(
                 f"Device on {target.device} is not in listening mode. Hold MODE ~3 s until it "
                 "blinks dark blue, or rerun with --enter-listening.",
                 "if it already blinks dark blue it may be a Protected Device (Device OS 6+), "
-                "which has no serial console: use DFU"
-                if not entered
-                else "the application may be blocking the system (the 28800-baud trigger was "
-                "ignored): hold MODE ~3 s instead",
+                "which has no serial console: use DFU",
             )
-        if entered:
+        if triggered:
             report("entered listening mode (28800-baud trigger)")
         result.before.mode = "listening"
         result.before.device_os = version_text
@@ -302,7 +306,8 @@ def flash_node(
             raise
         except DeviceDisconnectedError as err:
             raise DeviceDisconnectedError(
-                f"the device disconnected during the transfer ({err.message})",
+                f"the device on {target.device} disconnected during the transfer "
+                f"({err.reason or err.message})",
                 "nothing was installed; check the cable, replug and retry",
             ) from None
         phases.update(transfer.phases)
@@ -314,9 +319,9 @@ def flash_node(
         result.reported_size, hung_up = _await_restart(link, timeouts.restart)
         phase.stop()
         if result.reported_size is not None and result.reported_size != image.size:
-            result.warnings.append(
-                f"the device reported {result.reported_size} bytes, the file has {image.size}"
-            )
+            warning = f"the device reported {result.reported_size} bytes, the file has {image.size}"
+            result.warnings.append(warning)
+            report(f"warning: {warning}")
     finally:
         link.close()
 

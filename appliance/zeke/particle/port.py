@@ -112,10 +112,12 @@ class Link:
         return link
 
     def _gone(self, err: Exception) -> DeviceDisconnectedError:
-        return DeviceDisconnectedError(
+        gone = DeviceDisconnectedError(
             f"the device on {self.name} disconnected ({err})",
             "check the cable and replug; if the LED blinks yellow it is in DFU mode (press RESET)",
         )
+        gone.reason = str(err)
+        return gone
 
     def write(self, data: bytes) -> None:
         import serial

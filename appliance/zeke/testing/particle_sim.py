@@ -252,6 +252,7 @@ class ParticleSimulator:
         self._noise_index = 0
         self._attached = threading.Event()
         self._stop = threading.Event()
+        self._reset_requested = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -308,6 +309,10 @@ class ParticleSimulator:
         info.location = "1-1.2:1.0"
         info.apply_usb_info()
         return [info]
+
+    def press_reset(self) -> None:
+        """The RESET button: the device drops off USB and re-enumerates (same firmware)."""
+        self._reset_requested.set()
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -406,6 +411,9 @@ class ParticleSimulator:
         """Wait up to ``timeout`` (20 ms slices) for input; watch the line speed and timers."""
         if self._stop.is_set():
             raise _Stopped
+        if self._reset_requested.is_set():
+            self._reset_requested.clear()
+            raise _HangUp("RESET button")
         ready, _, _ = select.select([self._master], [], [], max(0.0, min(timeout, 0.02)))
         if ready:
             try:
