@@ -105,6 +105,19 @@ class Source(abc.ABC):
         self._next_index += 1
         return frame
 
+    def _capture_frame(self, cap: Any, lost: str, hint: str | None = None) -> Frame:
+        """The next frame of an OpenCV capture; a failed read means the source was lost."""
+        ok, image = cap.read()
+        if not ok or image is None:
+            raise SourceLost(lost, hint=hint)
+        return self._frame(as_bgr(image))
+
+    def _release_capture(self) -> None:
+        """Release the OpenCV capture kept in ``self._cap``, if one is open."""
+        cap, self._cap = getattr(self, "_cap", None), None
+        if cap is not None:
+            cap.release()
+
     def __enter__(self) -> Source:
         return self.open()
 

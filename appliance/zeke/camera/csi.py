@@ -178,10 +178,7 @@ class CsiSource(Source):
             except Exception as err:
                 raise SourceLost(f"CSI camera {self.sensor} stopped delivering: {err}") from None
             return self._frame(as_bgr(image))
-        ok, image = self._cap.read()
-        if not ok or image is None:
-            raise SourceLost(f"CSI sensor {self.sensor} stopped delivering frames")
-        return self._frame(as_bgr(image))
+        return self._capture_frame(self._cap, f"CSI sensor {self.sensor} stopped delivering frames")
 
     def _close(self) -> None:
         if self._camera is not None:
@@ -190,9 +187,7 @@ class CsiSource(Source):
                 camera.stop()
             finally:
                 camera.close()
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        self._release_capture()
 
     def _describe(self) -> dict[str, Any]:
         return {

@@ -11,7 +11,7 @@ import os
 import threading
 from typing import Any
 
-from zeke.camera.base import Frame, Source, SourceLost, as_bgr
+from zeke.camera.base import Frame, Source
 from zeke.camera.uri import redact
 from zeke.camera.video import fourcc_text
 from zeke.errors import InputError, UsageError
@@ -81,18 +81,14 @@ class RtspSource(Source):
         self._cap = cap
 
     def _read(self) -> Frame | None:
-        ok, image = self._cap.read()
-        if not ok or image is None:
-            raise SourceLost(
-                f"stream {redact(self.url)} stopped delivering frames",
-                hint="the camera or the network went away; zeke reconnects when it is back",
-            )
-        return self._frame(as_bgr(image))
+        return self._capture_frame(
+            self._cap,
+            f"stream {redact(self.url)} stopped delivering frames",
+            hint="the camera or the network went away; zeke reconnects when it is back",
+        )
 
     def _close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        self._release_capture()
 
     def _describe(self) -> dict[str, Any]:
         return {

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zeke.camera.base import Frame, Source, SourceLost, as_bgr
+from zeke.camera.base import Frame, Source
 from zeke.camera.discovery import querycap
 from zeke.camera.video import fourcc_text
 from zeke.errors import InputError
@@ -101,18 +101,14 @@ class V4l2Source(Source):
         self._cap = cap
 
     def _read(self) -> Frame | None:
-        ok, image = self._cap.read()
-        if not ok or image is None:
-            raise SourceLost(
-                f"camera {self.device} stopped delivering frames",
-                hint="check its cable and USB power; zeke reopens it when it comes back",
-            )
-        return self._frame(as_bgr(image))
+        return self._capture_frame(
+            self._cap,
+            f"camera {self.device} stopped delivering frames",
+            hint="check its cable and USB power; zeke reopens it when it comes back",
+        )
 
     def _close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        self._release_capture()
 
     def _describe(self) -> dict[str, Any]:
         return {

@@ -98,9 +98,7 @@ class VideoFileSource(Source):
 
     def _rewind(self) -> None:
         """Start the next pass by reopening the file, so a replaced or removed file is noticed."""
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        self._release_capture()
         try:
             self._cap = self._capture()
         except InputError as err:
@@ -164,9 +162,7 @@ class VideoFileSource(Source):
         return self._frame(as_bgr(image), skipped=skipped)
 
     def _close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        self._release_capture()
 
     def _describe(self) -> dict[str, Any]:
         return {
