@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,12 +71,20 @@ class EventServer:
 
     ``publish`` never blocks the pipeline: each reader has a bounded send buffer and a reader
     that falls too far behind is disconnected (and counted).
+
+    With ``backlog`` > 0, events published while no reader is connected are kept (the newest
+    ``backlog`` of them) and handed to the next reader before anything new. At boot the
+    pipeline and its readers start in parallel, and a reader restarts now and then: neither
+    should cost the events of those seconds. Events beyond the bound are dropped and counted.
     """
 
-    def __init__(self, path: Path, max_pending_bytes: int = 256 * 1024):
+    def __init__(self, path: Path, max_pending_bytes: int = 256 * 1024, backlog: int = 0):
         self.path = Path(path)
         self.max_pending_bytes = max_pending_bytes
         self.dropped_readers = 0
+        self.dropped_backlog = 0
+        self._backlog: deque[bytes] = deque(maxlen=max(backlog, 0) or None)
+        self._keep_backlog = backlog > 0
         self._clients: list[socket.socket] = []
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
@@ -102,10 +111,25 @@ class EventServer:
                 conn, _ = self._sock.accept()
             except OSError:
                 return
-            conn.setblocking(False)
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.max_pending_bytes)
             with self._lock:
+                if not self._hand_over_backlog(conn):
+                    continue
+                conn.setblocking(False)
                 self._clients.append(conn)
+
+    def _hand_over_backlog(self, conn: socket.socket) -> bool:
+        """Send what was kept while nobody listened; False (and closed) if the reader stalls."""
+        if not self._backlog:
+            return True
+        conn.settimeout(2.0)
+        try:
+            conn.sendall(b"".join(self._backlog))
+        except OSError:
+            conn.close()
+            return False
+        self._backlog.clear()
+        return True
 
     @property
     def reader_count(self) -> int:
@@ -115,6 +139,11 @@ class EventServer:
     def publish(self, event: EmotionEvent) -> None:
         data = (event.to_json() + "\n").encode()
         with self._lock:
+            if not self._clients and self._keep_backlog:
+                if len(self._backlog) == self._backlog.maxlen:
+                    self.dropped_backlog += 1
+                self._backlog.append(data)
+                return
             alive = []
             for conn in self._clients:
                 try:

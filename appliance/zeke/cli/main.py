@@ -17,8 +17,9 @@ from zeke.errors import ZekeError
 COMMAND_MODULES: tuple[str, ...] = (
     "detect",
     "watch",
-    "nodes",
     "models",
+    "mesh",
+    "nodes",
     "config",
     "setup",
     "doctor",

@@ -20,6 +20,10 @@ from pathlib import Path
 
 import typer
 
+#: Events kept while no reader is connected (the mesh service starting after the pipeline,
+#: or restarting): handed to the next reader so those seconds are not lost.
+EVENT_BACKLOG = 512
+
 WATCH_HELP = "Watch the camera live: faces, emotions, speed and board health."
 
 
@@ -120,7 +124,7 @@ def watch(
     if not no_events_socket:
         path = events_socket or settings.get("events", {}).get("socket") or default_socket_path()
         try:
-            server = EventServer(Path(path)).start()
+            server = EventServer(Path(path), backlog=EVENT_BACKLOG).start()
             sinks.append(SocketSink(server))
         except OSError as err:
             print(

@@ -1,0 +1,278 @@
+"""The software gateway: relays a paired appliance's events to an MCU on a serial port.
+
+It does what ``firmware/gateway`` does on an Argon, on any Linux box: advertise ``_zeke._tcp``,
+accept the appliance over TCP, check its handshake and every event tag, write events to the
+MCU in order exactly once (the MCU's hello says what it already has), acknowledge them, and
+relay the MCU's tagged commands back. Nothing reaches the MCU from a peer without the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from zeke import __version__
+from zeke.errors import UsageError
+from zeke.mesh import protocol as p
+from zeke.mesh.auth import new_key, new_nonce
+from zeke.mesh.discovery import Advertiser, resolve_interfaces
+from zeke.mesh.link import LineStream, LinkClosed, McuLink
+from zeke.mesh.pairing import check_private, default_state_dir, write_atomic, write_private
+
+log = logging.getLogger(__name__)
+HANDSHAKE_TIMEOUT_S = 5.0
+_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$")
+
+
+def default_name() -> str:
+    host = socket.gethostname().split(".")[0]
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", host)[:40] or "zeke"
+    return f"{cleaned}-gateway"
+
+
+def check_name(name: str) -> str:
+    if not _NAME_OK.match(name):
+        raise UsageError(
+            f"bad gateway name {name!r}",
+            hint="use 1-63 letters, digits, spaces, '_', '.' or '-', starting with a letter/digit",
+        )
+    return name
+
+
+@dataclass
+class GatewayIdentity:
+    """Who this gateway is (id in TXT and hellos) and the key appliances pair with."""
+
+    id: str
+    key: bytes
+
+    @classmethod
+    def load_or_create(cls, state_dir: Path) -> GatewayIdentity:
+        path = state_dir / "identity.json"
+        if path.exists():
+            check_private(path)
+            doc = json.loads(path.read_text())
+            return cls(id=doc["id"], key=bytes.fromhex(doc["key"]))
+        identity = cls(id=secrets.token_hex(6), key=new_key())
+        write_private(path, json.dumps({"id": identity.id, "key": identity.key.hex()}).encode())
+        return identity
+
+
+def gateway_state_dir(name: str, base: Path | None = None) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    return (base or default_state_dir() / "gateway") / safe
+
+
+class Gateway:
+    def __init__(
+        self,
+        name: str,
+        serial_port: str,
+        identity: GatewayIdentity,
+        interfaces: list[str] | None = None,
+        port: int = 0,
+        baud: int = 115200,
+        ttl: int = 120,
+        heartbeat_s: float = 5.0,
+        status_file: Path | None = None,
+    ):
+        self.name = check_name(name)
+        self.identity = identity
+        self.interfaces = interfaces
+        self.port = port
+        self.heartbeat_s = heartbeat_s
+        self.status_file = status_file
+        self.mcu = McuLink(serial_port, baud, identity.key, identity.id, __version__)
+        self.advertiser = Advertiser(interfaces, ttl=ttl)
+        self.counters = p.DropCounters()  # lines from appliances
+        self.sessions = 0
+        self.events_relayed = 0
+        self.commands_relayed = 0
+        self.duplicates = 0
+        self.auth_failures = 0
+        self._active: LineStream | None = None
+        self._server: asyncio.Server | None = None
+        self._stop = asyncio.Event()
+        self._started = time.monotonic()
+        self._advertised_nodes = -1
+        self._last_heartbeat = 0.0
+
+    @property
+    def last_seq(self) -> int:
+        return max(self.mcu.last_written, self.mcu.mcu_last or 0)
+
+    def txt(self) -> dict[str, str]:
+        return {
+            "id": self.identity.id,
+            "proto": str(p.PROTOCOL_VERSION),
+            "fw": __version__,
+            "nodes": str(self.mcu.nodes),
+        }
+
+    async def run(self) -> None:
+        await self.mcu.start()
+        hosts = resolve_interfaces(self.interfaces)
+        bind = hosts if isinstance(hosts, list) else None
+        self._server = await asyncio.start_server(self._serve, host=bind, port=self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        await self.advertiser.start(self.name, self.port, self.identity.id, self.txt())
+        self._advertised_nodes = self.mcu.nodes
+        log.info("gateway %s (id %s) listening on port %d", self.name, self.identity.id, self.port)
+        tasks = [
+            asyncio.ensure_future(self._mcu_reader()),
+            asyncio.ensure_future(self._housekeeping()),
+        ]
+        try:
+            await self._stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await self.shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def shutdown(self) -> None:
+        await self.advertiser.close()
+        if self._server is not None:
+            self._server.close()
+        if self._active is not None:
+            await self._active.close()
+        self.mcu.close()
+        self.write_status()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stream = LineStream(reader, writer, self.counters)
+        peer = writer.get_extra_info("peername")
+        try:
+            if not await self._handshake(stream):
+                self.auth_failures += 1
+                log.warning("appliance %s failed the handshake: closing", peer)
+                return
+            if self._active is not None:  # one appliance per gateway: the newest wins
+                await self._active.close()
+            self._active = stream
+            self.sessions += 1
+            log.info("appliance %s paired and connected", peer)
+            await self._relay_events(stream)
+        except (LinkClosed, asyncio.TimeoutError) as err:
+            log.info("appliance %s gone: %s", peer, err)
+        finally:
+            if self._active is stream:
+                self._active = None
+            await stream.close()
+
+    async def _handshake(self, stream: LineStream) -> bool:
+        """Appliance opens, we prove the key on its nonce, it proves the key on ours."""
+        opening = await stream.read_message(None, HANDSHAKE_TIMEOUT_S)
+        msg = opening.message
+        if not isinstance(msg, p.Hello) or msg.peer_nonce is not None or msg.role != "app":
+            return False
+        nonce = new_nonce()
+        reply = p.Hello("gw", self.identity.id, __version__, nonce, msg.nonce, self.last_seq)
+        await stream.send(p.encode(reply, self.identity.key))
+        proof = await stream.read_message(None, HANDSHAKE_TIMEOUT_S)
+        ok = (
+            isinstance(proof.message, p.Hello)
+            and proof.message.peer_nonce == nonce
+            and p.verify(proof, self.identity.key)
+        )
+        if not ok:
+            self.counters.drop(p.Drop.TAG)
+        return ok
+
+    async def _relay_events(self, stream: LineStream) -> None:
+        key = self.identity.key
+        while True:
+            batch: list[tuple[int, bytes]] = []
+            for raw in await stream.read_lines():
+                try:
+                    parsed = p.check(raw, key)
+                except p.LineError as err:
+                    self.counters.drop(err.reason)
+                    continue
+                if parsed.tag is None:  # an untagged hello mid-session
+                    self.counters.drop(p.Drop.TAG)
+                    continue
+                self.counters.ok += 1
+                msg = parsed.message
+                if isinstance(msg, p.Event):
+                    if msg.seq <= max(self.last_seq, batch[-1][0] if batch else 0):
+                        self.duplicates += 1
+                        self.counters.drop(p.Drop.DUPLICATE)
+                        continue
+                    batch.append((msg.seq, raw + b"\n"))
+            if batch:
+                await self.mcu.write_events(batch)
+                self.events_relayed += len(batch)
+            await stream.send(p.encode(p.Ack(self.last_seq), key))
+
+    async def _mcu_reader(self) -> None:
+        while True:
+            try:
+                parsed = await self.mcu.read()
+            except LinkClosed as err:
+                log.error("serial port %s closed: %s", self.mcu.port, err)
+                self.stop()
+                return
+            if isinstance(parsed.message, p.Command) and self._active is not None:
+                with contextlib.suppress(LinkClosed):
+                    await self._active.send(p.line_of(parsed))
+                    self.commands_relayed += 1
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(min(self.heartbeat_s, 1.0))
+            if self.mcu.nodes != self._advertised_nodes:
+                self._advertised_nodes = self.mcu.nodes
+                with contextlib.suppress(Exception):
+                    await self.advertiser.update(self.txt())
+            now = time.monotonic()
+            if self._active is not None and now - self._last_heartbeat >= self.heartbeat_s:
+                self._last_heartbeat = now
+                hb = p.Heartbeat(
+                    int(time.monotonic() - self._started) & 0xFFFFFFFF,
+                    min(self.mcu.nodes, 65535),
+                    (self.counters.total_dropped + self.mcu.counters.total_dropped) & 0xFFFFFFFF,
+                )
+                with contextlib.suppress(LinkClosed):
+                    await self._active.send(p.encode(hb, self.identity.key))
+            self.write_status()
+
+    def status(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "id": self.identity.id,
+            "port": self.port,
+            "serial": self.mcu.port,
+            "connected": self._active is not None,
+            "sessions": self.sessions,
+            "auth_failures": self.auth_failures,
+            "events_relayed": self.events_relayed,
+            "duplicates": self.duplicates,
+            "commands_relayed": self.commands_relayed,
+            "last_seq": self.last_seq,
+            "mcu": {
+                "id": self.mcu.mcu_id,
+                "last": self.mcu.mcu_last,
+                "nodes": self.mcu.nodes,
+                "key_mismatch": self.mcu.key_mismatch,
+                "provisioned": self.mcu.provisioned,
+                "lines": self.mcu.counters.as_dict(),
+            },
+            "lines": self.counters.as_dict(),
+        }
+
+    def write_status(self) -> None:
+        if self.status_file is None:
+            return
+        with contextlib.suppress(OSError):
+            write_atomic(self.status_file, json.dumps(self.status(), indent=2).encode())
