@@ -1,0 +1,1 @@
+"""Reproducible OS images for zeke appliances: board profiles, mmdebstrap builds, boot tests."""

@@ -1,0 +1,3 @@
+from image_build.cli import main
+
+main()

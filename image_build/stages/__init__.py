@@ -1,0 +1,1 @@
+"""The build's stages, in order; each takes the shared ``BuildContext``."""
