@@ -150,3 +150,9 @@ def test_systemd_exec_stop_post_hook_rolls_back(store, env):
     assert "rolled back automatically from v2 to v1" in second.stderr
     assert store.active_version() == "v1"
     assert run_zeke("models", "watchdog", env=env).returncode == 2  # no status given
+    # zeke doctor says so, with what to do about it.
+    doctor = json.loads(run_zeke("doctor", "--json", env=env).stdout)
+    models = next(check for check in doctor["checks"] if check["id"] == "models")
+    assert models["status"] == "warn", models
+    assert "rolled back automatically from v2 to v1" in models["detail"]
+    assert "zeke models install" in models["fix"]

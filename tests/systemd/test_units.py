@@ -54,7 +54,9 @@ def runnable_copies(tmp_path: Path) -> list[Path]:
                 )
         for installed, here in INSTALLED_PATHS.items():
             assert here.exists(), f"{here} is missing (install zeke into the virtualenv)"
-            text = text.replace(f"={installed}", f"={here}")
+            text = re.sub(
+                rf"^(\w+=[-@:+!]*){re.escape(str(installed))}", rf"\g<1>{here}", text, flags=re.M
+            )
         copy = tmp_path / unit.name
         copy.write_text(text)
         copies.append(copy)

@@ -279,6 +279,15 @@ class Doctor:
                 f"no models listed in {directory}",
                 "reinstall zeke with its models",
             )
+        elif notice := self._rollback_notice():
+            self.add(
+                "models",
+                "models",
+                "warn",
+                f"{len(results)} model files sha256-verified in {directory}; {notice}",
+                "the previous models run again; install a fixed bundle with "
+                "`zeke models install`, see `zeke models list` for what failed",
+            )
         else:
             self.add(
                 "models",
@@ -286,6 +295,19 @@ class Doctor:
                 "pass",
                 f"{len(results)} model files sha256-verified in {directory}",
             )
+
+    @staticmethod
+    def _rollback_notice() -> str | None:
+        """Say so when the crash watchdog switched the models back by itself."""
+        from zeke.bundles.store import Store, describe_state
+
+        store = Store()
+        if not store.state_path.is_file():
+            return None
+        try:
+            return describe_state(store.read_state())
+        except OSError:
+            return None
 
     def check_backend(self) -> None:
         from zeke.errors import ZekeError
