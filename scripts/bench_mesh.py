@@ -6,9 +6,12 @@ loopback, the gateway and the forwarder as separate processes. It reports
 
 - latency from ``EventServer.publish`` to the line read on the MCU's side of the pty, at a
   steady rate like the pipeline's (p50/p95/max), and
-- throughput: events per second through one gateway for a burst.
+- throughput: events per second through one gateway for a burst, and
+- latency from the camera frame to the serial line: a real ``zeke watch --demo`` feeds the
+  chain, and each line's timestamp (the frame's capture time) is compared with when the line
+  was read (``--watch-frames 0`` skips it).
 
-Usage: scripts/bench_mesh.py [--events N] [--rate HZ] [--burst N] [--json]
+Usage: scripts/bench_mesh.py [--events N] [--rate HZ] [--burst N] [--watch-frames N] [--json]
 """
 
 from __future__ import annotations
@@ -55,11 +58,54 @@ def make_event(seq: int) -> EmotionEvent:
     return EmotionEvent(seq, "update", 1 + seq % 3, emotion, 0.9, (0, 0, 10, 10), time.time())
 
 
+def frame_to_line(
+    frames: int,
+    tmp: Path,
+    env: dict[str, str],
+    sim: NodeSimulator,
+    key: bytes,
+    server: EventServer,
+) -> list[float]:
+    """Run ``zeke watch --demo`` on the socket the forwarder reads; frame -> line, in ms.
+
+    An event's timestamp is its frame's capture time and travels on the serial line in
+    milliseconds, so each line read on the MCU's side says its own latency.
+    """
+    if frames <= 0:
+        return []
+    before = len(sim.event_lines())
+    server.close()  # zeke watch serves this socket now, as on the appliance
+    watch = subprocess.run(
+        zeke(
+            "watch", "--demo", "--frames", str(frames), "--json",
+            "--events-socket", str(server.path),
+        ),
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    if watch.returncode != 0:
+        raise SystemExit(f"zeke watch failed: {watch.stderr[-2000:]}")
+    published = [line for line in watch.stdout.splitlines() if line.strip()]
+    target = before + len(published)
+    if not sim.wait_for(lambda s: len(s.event_lines()) >= target, 60):
+        raise SystemExit(f"watch: {len(sim.event_lines()) - before} of {len(published)} arrived")
+    with sim._lock:
+        lines = [r for r in sim.received if r.raw.startswith(b"Z1 EVT ")][before:]
+    latencies = []
+    for line in lines:
+        event = p.check(line.raw, key).message
+        assert isinstance(event, p.Event)
+        latencies.append(1000 * line.at - event.ts)
+    return latencies
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=300, help="events for the latency run")
     parser.add_argument("--rate", type=float, default=30.0, help="events/s for the latency run")
     parser.add_argument("--burst", type=int, default=3000, help="events for the throughput run")
+    parser.add_argument(
+        "--watch-frames", type=int, default=450, help="frames of zeke watch --demo (0: skip)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args()
 
@@ -179,6 +225,7 @@ def main() -> int:
         with sim._lock:
             last = max(r.at for r in sim.received)
         elapsed = last - start_wall
+        frame_ms = frame_to_line(args.watch_frames, tmp, env, sim, key, server)
         result = {
             "latency_events": args.events,
             "rate_hz": args.rate,
@@ -192,6 +239,13 @@ def main() -> int:
             "events_per_second": round(args.burst / elapsed, 1),
             "dropped_readers": server.dropped_readers,
         }
+        if frame_ms:
+            result["frame_to_line_ms"] = {
+                "events": len(frame_ms),
+                "p50": round(statistics.median(frame_ms), 2),
+                "p95": round(percentile(frame_ms, 0.95), 2),
+                "max": round(max(frame_ms), 2),
+            }
     finally:
         for proc in reversed(procs):
             proc.send_signal(signal.SIGTERM)
@@ -213,6 +267,12 @@ def main() -> int:
             f"throughput through one gateway: {result['events_per_second']} events/s "
             f"({args.burst} events in {result['burst_seconds']} s)"
         )
+        if "frame_to_line_ms" in result:
+            lat = result["frame_to_line_ms"]
+            print(
+                f"latency camera frame -> serial line, zeke watch --demo, {lat['events']} "
+                f"events: p50 {lat['p50']} ms, p95 {lat['p95']} ms, max {lat['max']} ms"
+            )
     return 0
 
 

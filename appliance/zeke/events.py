@@ -34,7 +34,7 @@ class EmotionEvent:
     emotion: str
     score: float
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
-    ts: float  # wall-clock seconds since the epoch
+    ts: float  # when the frame was captured: wall-clock seconds since the epoch
     dwell_s: float = 0.0
     frame_index: int = 0
     device: str = ""

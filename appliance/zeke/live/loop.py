@@ -210,7 +210,9 @@ class LiveLoop:
         probs = None
         if faces and faces[0].emotions:
             probs = np.array([list(f.emotions.values()) for f in faces], np.float32)
-        events = self.tracker.update(boxes, probs, scores, clock(frame), time.time(), frame.index)
+        # An event describes the moment its frame was captured, in wall-clock time.
+        captured_wall = time.time() - (time.monotonic() - frame.ts)
+        events = self.tracker.update(boxes, probs, scores, clock(frame), captured_wall, frame.index)
         track_ms = (time.perf_counter() - t0) * 1e3
         self._publish(events)
         total_ms = (time.monotonic() - frame.ts) * 1e3
