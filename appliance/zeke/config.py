@@ -32,6 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from zeke.errors import ConfigError
+from zeke.mesh.settings import MeshSettings, MqttSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -136,6 +137,8 @@ class ZekeConfig(Section):
     vision: VisionConfig = Field(default_factory=VisionConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
     watch: WatchConfig = Field(default_factory=WatchConfig)
+    mesh: MeshSettings = Field(default_factory=MeshSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
 
 
 # -- errors ------------------------------------------------------------------------------

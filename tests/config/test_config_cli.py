@@ -49,7 +49,7 @@ def test_set_get_show_validate(zeke_cli, cfg_env, tmp_path):
     show = zeke_cli("config", "show", "--json", env=cfg_env)
     doc = json.loads(show.stdout)
     assert doc["path"] == str(tmp_path / "zeke.toml") and doc["origin"] == "ZEKE_CONFIG"
-    assert set(doc["config"]) == {"device", "camera", "vision", "events", "watch"}
+    assert set(doc["config"]) == {"device", "camera", "vision", "events", "watch", "mesh", "mqtt"}
     assert doc["config"]["vision"]["detector"] == "full"
     assert doc["config"]["camera"]["fps"] == 12.5
     assert doc["config"]["vision"]["threads"] == 1  # defaults are filled in

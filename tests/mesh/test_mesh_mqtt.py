@@ -257,22 +257,15 @@ def test_tls_and_credentials(event_source, mesh_env, tmp_path: Path) -> None:  #
     listener = Listener(broker.port, ["zeke/#"], tls={"ca_certs": str(ca)}, auth=("zeke", "s3cret"))
     secret = tmp_path / "mqtt-password"
     secret.write_text("s3cret\n")
-    run = start_run(
-        event_source,
-        mesh_env,
-        tmp_path,
-        "--mqtt-host",
-        "127.0.0.1",
-        "--mqtt-port",
-        str(broker.port),
-        "--mqtt-tls",
-        "--mqtt-ca-file",
-        str(ca),
-        "--mqtt-username",
-        "zeke",
-        "--mqtt-password-file",
-        str(secret),
+    secret.chmod(0o600)
+    # Everything from the config file's [mqtt] section, as the service runs it.
+    config = tmp_path / "zeke.toml"
+    config.write_text(
+        f'[mqtt]\nenabled = true\nhost = "127.0.0.1"\nport = {broker.port}\ntls = true\n'
+        f'ca_file = "{ca}"\nusername = "zeke"\npassword_file = "{secret}"\n'
     )
+    assert subprocess.run(zeke_cmd("config", "validate", str(config)), env=mesh_env).returncode == 0
+    run = start_run(event_source, mesh_env, tmp_path, "--config", str(config))
     try:
         assert wait_until(lambda: listener.on("zeke/lobby/availability")[-1:] == [b"online"], 60), (
             run.stderr()
@@ -284,3 +277,21 @@ def test_tls_and_credentials(event_source, mesh_env, tmp_path: Path) -> None:  #
         run.stop()
         listener.close()
         broker.stop()
+
+
+def test_a_password_in_the_config_file_is_refused_with_the_way_out(
+    mesh_env, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "zeke.toml"
+    config.write_text('[mqtt]\nenabled = true\nusername = "zeke"\npassword = "s3cret"\n')
+    done = subprocess.run(
+        zeke_cmd("mesh", "run", "--config", str(config), "--interface", "127.0.0.1"),
+        env=mesh_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 5, done.stderr
+    assert "unknown key 'password' in [mqtt]" in done.stderr
+    assert "password_file" in done.stderr
+    assert "Traceback" not in done.stderr

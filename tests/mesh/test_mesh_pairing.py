@@ -287,3 +287,37 @@ def test_root_pairing_into_the_service_directory_leaves_it_readable_by_the_servi
     assert (info.st_uid, info.st_gid) == (65534, 65534)
     assert stat.S_IMODE(info.st_mode) == 0o600
     assert (service_dir / "pairings.json.lock").stat().st_uid == 65534
+
+
+def test_the_service_waits_for_a_pairing_and_then_forwards(  # type: ignore[no-untyped-def]
+    start_gateway, event_source, mesh_env, tmp_path: Path
+) -> None:
+    """``zeke mesh run --wait`` (the unit's command) starts with no pairing and picks one up."""
+    with NodeSimulator(key=None, node_id="ring-1") as sim:
+        gateway = start_gateway("gw-later", sim.path)
+        pairing_file = tmp_path / "pairings.json"
+        status_file = tmp_path / "run.json"
+        run = Proc(
+            zeke_cmd(
+                "mesh", "run", "--wait", "--events-socket", str(event_source.path),
+                "--pairing-file", str(pairing_file), *LOOPBACK,
+                "--status-file", str(status_file), "-v",
+            ),
+            mesh_env, tmp_path, "mesh-run-wait",
+        ).start()  # fmt: skip
+        try:
+            event_source.wait_for_reader()
+            assert run.alive(), run.stderr()
+            assert "waiting for `zeke mesh pair NAME`" in run.stderr()
+            pair(gateway, pairing_file, gateway.key())
+            assert wait_until(
+                lambda: (
+                    read_json(status_file).get("gateways", {}).get("gw-later", {}).get("state")
+                    == "connected"
+                ),
+                60,
+            ), run.stderr()
+            event_source.emit(10, interval_s=0)
+            assert sim.wait_for(lambda s: len(s.shown) == 10, 60), run.stderr()
+        finally:
+            run.stop()

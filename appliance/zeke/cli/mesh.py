@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import signal
 import socket
@@ -32,6 +31,7 @@ from pathlib import Path
 import typer
 
 from zeke.errors import UsageError
+from zeke.mesh.settings import MqttSettings
 
 mesh_app = typer.Typer(
     help="Find, pair with and feed the gateways of the microcontroller mesh.",
@@ -54,6 +54,16 @@ def _setup_logging(verbose: bool) -> None:
 def _appliance_id(name: str | None) -> str:
     raw = name or socket.gethostname().split(".")[0]
     return (re.sub(r"[^A-Za-z0-9_.-]", "-", raw) or "zeke")[:24]
+
+
+def _mqtt_settings(base: MqttSettings, **options: object) -> MqttSettings:
+    """The ``[mqtt]`` section with the command's options on top; a host given turns it on."""
+    update = {k: v for k, v in options.items() if v is not None}
+    if "host" in update:
+        update["enabled"] = True
+    if update.get("tls") and "port" not in update and base.port == 1883:
+        update["port"] = 8883
+    return MqttSettings.model_validate({**base.model_dump(), **update})
 
 
 def _run_until_signal(main, stop) -> None:  # type: ignore[no-untyped-def]
@@ -209,9 +219,17 @@ def run(
     ),
     pairing_file: Path = typer.Option(None, "--pairing-file", help="Pairings file."),
     interface: list[str] = typer.Option([], "--interface", help=_INTERFACE_HELP),
-    queue_size: int = typer.Option(1000, "--queue-size", min=1, help="Events kept per gateway."),
-    baud: int = typer.Option(115200, "--baud", help="Serial baud rate (direct mode)."),
+    queue_size: int = typer.Option(
+        None, "--queue-size", min=1, help="Events kept per gateway ([mesh] queue_size: 1000)."
+    ),
+    baud: int = typer.Option(None, "--baud", help="Serial baud rate ([mesh] baud: 115200)."),
     status_file: Path = typer.Option(None, "--status-file", help="Write counters here (JSON)."),
+    wait: bool = typer.Option(
+        False,
+        "--wait",
+        help="With nothing to forward to yet, wait for a pairing instead of exiting (services).",
+    ),
+    config: Path = typer.Option(None, "--config", help="Config file ([mesh], [mqtt], [device])."),
     device_name: str = typer.Option(None, "--device-name", help="This appliance's name."),
     mqtt_host: str = typer.Option(None, "--mqtt-host", help="Also publish to this MQTT broker."),
     mqtt_port: int = typer.Option(None, "--mqtt-port", help="MQTT port (1883, 8883 with TLS)."),
@@ -219,47 +237,58 @@ def run(
     mqtt_password_file: Path = typer.Option(
         None, "--mqtt-password-file", help="File holding the MQTT password ($ZEKE_MQTT_PASSWORD)."
     ),
-    mqtt_tls: bool = typer.Option(False, "--mqtt-tls", help="Connect to the broker over TLS."),
+    mqtt_tls: bool = typer.Option(None, "--mqtt-tls", help="Connect to the broker over TLS."),
     mqtt_ca_file: Path = typer.Option(None, "--mqtt-ca-file", help="CA bundle for TLS."),
-    mqtt_prefix: str = typer.Option("zeke", "--mqtt-prefix", help="MQTT topic prefix."),
+    mqtt_prefix: str = typer.Option(None, "--mqtt-prefix", help="MQTT topic prefix (zeke)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log connections to stderr."),
 ) -> None:
     """Forward events from the local socket to paired gateways (or a serial MCU); commands back."""
+    from zeke.config import load_config
     from zeke.events import EventServer, default_socket_path
     from zeke.mesh.auth import new_key
     from zeke.mesh.forwarder import Forwarder, NodeCommand
     from zeke.mesh.pairing import PairingStore
-    from zeke.mesh.settings import MeshSettings, MqttSettings
 
     _setup_logging(verbose)
-    settings = MeshSettings(interfaces=interface, queue_size=queue_size, baud=baud)
-    store = PairingStore(pairing_file)
+    cfg = load_config(config).config
+    settings = cfg.mesh.model_copy(
+        update={
+            k: v
+            for k, v in {"interfaces": interface, "queue_size": queue_size, "baud": baud}.items()
+            if v
+        }
+    )
+    device_name = device_name or cfg.device.name
+    store = PairingStore(pairing_file or settings.pairing_file)
+    mqtt = _mqtt_settings(
+        cfg.mqtt,
+        host=mqtt_host,
+        port=mqtt_port,
+        username=mqtt_username,
+        password_file=mqtt_password_file,
+        tls=mqtt_tls,
+        ca_file=mqtt_ca_file,
+        topic_prefix=mqtt_prefix,
+    )
     if serial is not None:
         store.ensure(name, "serial", new_key)
-    elif not store.load() and not mqtt_host:
+    elif not store.load() and not mqtt.enabled and not wait:
         raise UsageError(
             "no paired gateways and no MQTT broker: nothing to forward to",
-            hint="pair one first (`zeke mesh list`, `zeke mesh pair NAME`) or give --mqtt-host",
+            hint="pair one first (`zeke mesh list`, `zeke mesh pair NAME`), give --mqtt-host "
+            "or set [mqtt] enabled = true",
+        )
+    elif not store.load() and not mqtt.enabled:
+        logging.getLogger(__name__).warning(
+            "no paired gateways yet: waiting for `zeke mesh pair NAME` (%s)", store.path
         )
     events = Path(events_socket) if events_socket else default_socket_path()
     commands = EventServer(commands_socket or events.parent / "commands.sock")
     sink = None
-    if mqtt_host:
+    if mqtt.enabled:
         from zeke.mesh.mqtt import MqttSink
 
-        password = os.environ.get("ZEKE_MQTT_PASSWORD")
-        if mqtt_password_file is not None:
-            password = mqtt_password_file.read_text().strip()
-        mqtt = MqttSettings(
-            enabled=True,
-            host=mqtt_host,
-            port=mqtt_port or (8883 if mqtt_tls else 1883),
-            username=mqtt_username,
-            password=password,
-            tls=mqtt_tls,
-            ca_file=mqtt_ca_file,
-            topic_prefix=mqtt_prefix,
-        )
+        mqtt.resolve_password()  # an unreadable password file stops us here, not later
         sink = MqttSink(mqtt, device_id=_appliance_id(device_name), device_name=device_name)
 
     def on_command(cmd: NodeCommand) -> None:

@@ -133,8 +133,7 @@ class MqttSink:
         )
         client.will_set(self.topic_availability, "offline", qos=1, retain=True)
         if s.username:
-            password = s.password.get_secret_value() if s.password else None
-            client.username_pw_set(s.username, password)
+            client.username_pw_set(s.username, s.resolve_password())
         if s.tls:
             for path in (s.ca_file, s.cert_file, s.key_file):
                 if path is not None and not path.is_file():
