@@ -93,3 +93,17 @@ def test_gateways_that_leave_disappear(start_gateway, mesh_env) -> None:  # type
     )
     names = [g["name"] for g in json.loads(result.stdout)["gateways"]]
     assert "polite-gw" not in names and "crashed-gw" not in names
+
+
+def test_an_empty_network_says_what_to_check(mesh_env) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run(
+        zeke_cmd("mesh", "list", "--timeout", "0.5", *LOOPBACK),
+        env=mesh_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0
+    assert "0 found" in result.stdout
+    assert "no gateway answered within 0.5 s" in result.stderr
+    assert "zeke gateway --serial PORT" in " ".join(result.stderr.split())

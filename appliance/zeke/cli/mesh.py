@@ -107,6 +107,12 @@ def list_gateways(
             g.name, g.id, address, g.proto, g.fw, str(g.nodes), "yes" if g.name in paired else ""
         )
     Console().print(table)
+    if not gateways:
+        Console(stderr=True).print(
+            f"[yellow]no gateway answered within {timeout:g} s.[/] Is one powered and on this "
+            "network (an Argon running firmware/gateway, or `zeke gateway --serial PORT`)? "
+            "Multicast DNS must pass between them; a slow network may need --timeout 10."
+        )
 
 
 @mesh_app.command("pair")
