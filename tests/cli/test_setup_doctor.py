@@ -17,7 +17,7 @@ from zeke.testing.fake_boards import build
 
 CHECK_IDS = [
     "python", "config", "board", "camera", "permissions", "models", "backend", "disk", "clock",
-    "extras",
+    "mesh", "extras",
 ]  # fmt: skip
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,6 +28,7 @@ def fresh(tmp_path):
     return {
         "ZEKE_CONFIG": str(tmp_path / "etc-zeke" / "zeke.toml"),
         "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        "ZEKE_STATE_DIR": str(tmp_path / "state"),
     }
 
 
@@ -55,6 +56,7 @@ def test_setup_yes_then_doctor_passes(zeke_cli, fresh, tmp_path):
     assert by_id["camera"]["status"] == "pass" and "gives frames" in by_id["camera"]["detail"]
     assert by_id["models"]["status"] == "pass" and "sha256-verified" in by_id["models"]["detail"]
     assert by_id["backend"]["status"] in ("pass", "warn")
+    assert by_id["mesh"]["status"] == "pass" and "not set up" in by_id["mesh"]["detail"]
     assert "test frame" in by_id["backend"]["detail"]
     for check in report["checks"]:
         assert set(check) == {"id", "title", "status", "detail", "fix"}

@@ -6,8 +6,12 @@ Real processes, TCP on loopback, mDNS on loopback only, a pty for the serial lin
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 from conftest import Mesh, Proc, wait_until, zeke_cmd
 
@@ -155,3 +159,44 @@ def test_beyond_the_queue_bound_the_oldest_are_dropped_and_counted(start_mesh) -
     assert len(events) == 70  # the first 20, then the newest 50 of the 200
     assert_matches(events[20:], away[-50:])
     assert mesh.link()["dropped_oldest"] == 150
+
+
+def test_doctor_reports_the_links_of_the_running_forwarder(start_mesh, mesh_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    mesh: Mesh = start_mesh()
+    # Where zeke doctor looks: the default pairings under $ZEKE_STATE_DIR, the status file.
+    default_pairings = Path(mesh_env["ZEKE_STATE_DIR"]) / "mesh" / "pairings.json"
+    default_pairings.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(mesh.pairing_file, default_pairings)
+    env = {
+        **mesh_env,
+        "ZEKE_MESH_STATUS": str(mesh.status_file),
+        "ZEKE_CONFIG": str(tmp_path / "none.toml"),
+    }
+    (tmp_path / "none.toml").write_text("")
+
+    def doctor_mesh() -> dict:
+        done = subprocess.run(
+            zeke_cmd("doctor", "--json"), env=env, capture_output=True, text=True, timeout=120
+        )
+        report = json.loads(done.stdout)
+        return next(check for check in report["checks"] if check["id"] == "mesh")
+
+    healthy = doctor_mesh()
+    assert healthy["status"] == "pass", healthy
+    assert healthy["detail"] == "gw-test connected"
+
+    mesh.gateway.kill()
+    assert wait_until(lambda: mesh.link().get("state") != "connected", 60)
+    mesh.source.emit(3, interval_s=0)
+    assert wait_until(lambda: mesh.link().get("queued") == 3, 30)
+    away = doctor_mesh()
+    assert away["status"] == "warn", away
+    assert "gw-test" in away["detail"] and "3 queued" in away["detail"]
+    assert "is gw-test powered and on this network?" in away["fix"]
+
+    mesh.run.stop()
+    stale = mesh.status_file.stat().st_mtime - 60
+    os.utime(mesh.status_file, (stale, stale))
+    stopped = doctor_mesh()
+    assert stopped["status"] == "warn" and "stopped updating" in stopped["detail"]
+    assert "zeke-mesh.service" in stopped["fix"]

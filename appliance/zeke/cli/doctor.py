@@ -15,7 +15,7 @@ JSON contract (``--json``)::
                "libedgetpu": bool|null, "libedgetpu_error": str|null,
                "plan": {"detector": str, "emotion": str, "reason": str}},
      "checks": [{"id": "python"|"config"|"board"|"camera"|"permissions"|"models"|
-                       "backend"|"disk"|"clock"|"extras",
+                       "backend"|"disk"|"clock"|"mesh"|"extras",
                  "title": str, "status": "pass"|"warn"|"fail",
                  "detail": str, "fix": str|null}]}       # in that order
 """
@@ -92,6 +92,7 @@ class Doctor:
             self.check_backend,
             self.check_disk,
             self.check_clock,
+            self.check_mesh,
             self.check_extras,
         ):
             try:
@@ -397,6 +398,74 @@ class Doctor:
         else:
             state = "NTP synchronized" if synced else "NTP state unknown"
             self.add("clock", "clock", "pass", f"{shown} ({state})")
+
+    def check_mesh(self) -> None:
+        from zeke.errors import ZekeError
+        from zeke.mesh.pairing import PairingStore, default_status_file
+
+        mqtt = self.config.mqtt
+        try:
+            paired = sorted(PairingStore().load())
+        except PermissionError as err:
+            self.add("mesh", "mesh", "warn", f"cannot read {err.filename}", "run: sudo zeke doctor")
+            return
+        except ZekeError as err:
+            self.add("mesh", "mesh", "fail", err.message, err.hint)
+            return
+        if mqtt.enabled and importlib.util.find_spec("paho.mqtt") is None:
+            self.add(
+                "mesh", "mesh", "fail", "[mqtt] is enabled but paho-mqtt is not installed",
+                "pip install 'zeke[mqtt]' (or set [mqtt] enabled = false)",
+            )  # fmt: skip
+            return
+        if not paired and not mqtt.enabled:
+            self.add(
+                "mesh", "mesh", "pass",
+                "not set up (optional): no gateway paired, MQTT off",
+            )  # fmt: skip
+            return
+        self._mesh_links(default_status_file(), paired, mqtt.enabled)
+
+    def _mesh_links(self, status_path: Path, paired: list[str], mqtt: bool) -> None:
+        """What the running forwarder says about each paired gateway and the broker."""
+        start = "sudo systemctl enable --now zeke-mesh.service (or run `zeke mesh run`)"
+        try:
+            age = time.time() - status_path.stat().st_mtime
+            doc = json.loads(status_path.read_text())
+        except PermissionError:
+            self.add("mesh", "mesh", "warn", f"cannot read {status_path}", "run: sudo zeke doctor")
+            return
+        except (OSError, ValueError):
+            self.add("mesh", "mesh", "warn", f"{len(paired)} paired, but the forwarder is not "
+                     f"running (no status at {status_path})", start)  # fmt: skip
+            return
+        if age > 30:
+            self.add("mesh", "mesh", "warn", f"the forwarder stopped updating {status_path} "
+                     f"{age:.0f} s ago", start)  # fmt: skip
+            return
+        links = doc.get("gateways", {})
+        notes, problems = [], []
+        for name in paired:
+            link = links.get(name, {})
+            state = link.get("state", "not started")
+            note = f"{name} {state}"
+            if link.get("queued"):
+                note += f", {link['queued']} queued"
+            if link.get("dropped_oldest"):
+                note += f", {link['dropped_oldest']} dropped (queue full)"
+            notes.append(note)
+            if link.get("auth_failures"):
+                problems.append(f"{name} refused our key: pair it again (`zeke mesh pair {name}`)")
+            elif state != "connected":
+                problems.append(f"is {name} powered and on this network? (`zeke mesh list`)")
+        if mqtt:
+            broker = doc.get("mqtt", {})
+            notes.append("MQTT " + ("connected" if broker.get("connected") else "not connected"))
+            if not broker.get("connected"):
+                error = broker.get("last_error") or "no connection yet"
+                problems.append(f"MQTT: {error}; check [mqtt] host, port, tls and credentials")
+        status = "warn" if problems else "pass"
+        self.add("mesh", "mesh", status, "; ".join(notes), "; ".join(problems) or None)
 
     def check_extras(self) -> None:
         present, missing, warn = [], [], []

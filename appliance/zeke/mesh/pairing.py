@@ -50,6 +50,16 @@ def default_pairing_file() -> Path:
     return default_state_dir() / "mesh" / "pairings.json"
 
 
+#: The running ``zeke mesh run`` of the service writes its counters here (tmpfs: it is
+#: rewritten twice a second, which an SD card should not see); ``zeke doctor`` reads it.
+MESH_STATUS = Path("/run/zeke-mesh/status.json")
+
+
+def default_status_file() -> Path:
+    """``$ZEKE_MESH_STATUS``, else the service's status file."""
+    return Path(os.environ.get("ZEKE_MESH_STATUS") or MESH_STATUS)
+
+
 def _give_to_directory_owner(fd: int, directory: Path) -> None:
     """As root, a file written into a service's directory belongs to that service's user."""
     if os.geteuid() != 0:
