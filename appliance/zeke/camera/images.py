@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 from zeke.camera.base import Frame, Source, SourceLost
+from zeke.camera.pacing import Pacer
 from zeke.camera.uri import IMAGE_SUFFIXES
 from zeke.camera.video import check_readable_file
 from zeke.errors import InputError
@@ -73,7 +73,7 @@ class ImageSource(Source):
         self._queue: list[Path] = []
         self._delivered_in_pass = 0
         self._last: Path | None = None
-        self._t0: float | None = None
+        self._pacer = Pacer(self.fps) if self.fps else None
         self.width = self.height = 0
 
     def _scan(self) -> list[Path]:
@@ -97,19 +97,13 @@ class ImageSource(Source):
                 f"no images in {self.path}",
                 hint=f"put image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in it",
             )
-        self.passes, self._delivered_in_pass, self._t0 = 1, 0, None
+        self.passes, self._delivered_in_pass = 1, 0
+        if self._pacer is not None:
+            self._pacer.reset()
 
     def _wait_until_due(self) -> None:
-        if not self.fps:
-            return
-        now = time.monotonic()
-        if self._t0 is None:
-            self._t0 = now - self._next_index / self.fps
-        due = self._t0 + self._next_index / self.fps
-        if now < due:
-            time.sleep(due - now)
-        elif now - due > 1.0:
-            self._t0 = now - self._next_index / self.fps
+        if self._pacer is not None and self._pacer.wait(self._next_index) > 1.0:
+            self._pacer.restart(self._next_index)
 
     def _next_pass(self) -> bool:
         if self._delivered_in_pass == 0:

@@ -9,11 +9,11 @@ A file that stops decoding before its last frame (cut off, replaced) raises ``So
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from zeke.camera.base import Frame, Source, SourceLost, as_bgr
+from zeke.camera.pacing import Pacer
 from zeke.errors import InputError
 
 #: a reader further behind than this re-anchors the clock instead of skipping (e.g. a pause)
@@ -67,7 +67,7 @@ class VideoFileSource(Source):
         self.passes = 0
         self._cap = None
         self._pos = 0  # frames consumed from the current pass
-        self._t0: float | None = None
+        self._pacer: Pacer | None = None
         self._ended = False
 
     def _capture(self):
@@ -93,7 +93,8 @@ class VideoFileSource(Source):
         self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.codec = fourcc_text(cap.get(cv2.CAP_PROP_FOURCC))
-        self._cap, self._pos, self._t0, self.passes = cap, 0, None, 1
+        self._cap, self._pos, self.passes = cap, 0, 1
+        self._pacer = Pacer(self.fps) if self.fps > 0 else None
         self._ended = False
 
     def _rewind(self) -> None:
@@ -120,20 +121,13 @@ class VideoFileSource(Source):
 
     def _skip_late(self) -> int:
         """Sleep until the next frame is due, or skip frames whose time has passed."""
-        if not self.pace or self.fps <= 0:
+        if not self.pace or self._pacer is None:
             return 0
-        now = time.monotonic()
-        if self._t0 is None:
-            self._t0 = now - self._next_index / self.fps
-        due = self._t0 + self._next_index / self.fps
-        if now < due:
-            time.sleep(due - now)
-            return 0
-        late = int((now - self._t0) * self.fps) - self._next_index
+        late = int(self._pacer.wait(self._next_index) * self.fps)
         if late <= 0 or not self.drop_late:
             return 0
         if late > self.fps * MAX_SKIP_S:
-            self._t0 = now - self._next_index / self.fps
+            self._pacer.restart(self._next_index)
             return 0
         skipped = 0
         for _ in range(late):
