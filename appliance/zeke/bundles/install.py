@@ -32,7 +32,6 @@ from pathlib import Path
 
 from zeke.bundles.download import Progress, check_url, download, is_url
 from zeke.bundles.errors import BundleError, SelfTestFailed, StoreBusy
-from zeke.bundles.fsutil import fsync_dir, tree_size
 from zeke.bundles.keys import TrustedKeys
 from zeke.bundles.selftest import SelfTestReport, run_self_test
 from zeke.bundles.store import (
@@ -45,6 +44,7 @@ from zeke.bundles.store import (
 )
 from zeke.bundles.unpack import unpack
 from zeke.bundles.verify import VerifiedBundle, open_bundle, verify_installed, verify_stream
+from zeke.fsutil import fsync_dir, tree_size
 
 CRASH_ENV = "ZEKE_BUNDLE_CRASH_AT"
 INSTALL_STEPS = (

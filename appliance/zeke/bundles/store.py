@@ -31,8 +31,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zeke.bundles.errors import BundleError, StoreBusy
-from zeke.bundles.fsutil import atomic_symlink, atomic_write, fsync_dir
 from zeke.bundles.manifest import MANIFEST_MEMBER, MODELS_MANIFEST, parse_manifest
+from zeke.fsutil import atomic_symlink, atomic_write, fsync_dir
 
 DEFAULT_STORE = Path("/var/lib/zeke/models")
 STORE_ENV = "ZEKE_MODEL_STORE"

@@ -15,9 +15,9 @@ from typing import BinaryIO
 
 from zeke.bundles.archive import read_at
 from zeke.bundles.errors import BundleError
-from zeke.bundles.fsutil import fsync_dir
 from zeke.bundles.manifest import MANIFEST_MEMBER, SIGNATURE_MEMBER, show
 from zeke.bundles.verify import VerifiedBundle
+from zeke.fsutil import fsync_dir
 
 _CHUNK = 1 << 20
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW

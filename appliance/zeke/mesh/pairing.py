@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from zeke.errors import ConfigError
+from zeke.fsutil import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -60,13 +61,12 @@ def default_status_file() -> Path:
     return Path(os.environ.get("ZEKE_MESH_STATUS") or MESH_STATUS)
 
 
-def _give_to_directory_owner(fd: int, directory: Path) -> None:
+def _directory_owner(directory: Path) -> tuple[int, int] | None:
     """As root, a file written into a service's directory belongs to that service's user."""
     if os.geteuid() != 0:
-        return
-    owner = directory.stat()
-    if owner.st_uid != 0:
-        os.fchown(fd, owner.st_uid, owner.st_gid)
+        return None
+    info = directory.stat()
+    return (info.st_uid, info.st_gid) if info.st_uid != 0 else None
 
 
 @dataclass
@@ -96,23 +96,9 @@ class Pairing:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Atomically replace ``path`` with ``data``; the file is created 0600 from the start."""
+    """Atomically and durably replace ``path`` with ``data``; the file is 0600 from the start."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        _give_to_directory_owner(fd, path.parent)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, data, mode=0o600, owner=_directory_owner(path.parent))
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -145,7 +131,8 @@ class PairingStore:
         lock = self.path.with_name(self.path.name + ".lock")
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            _give_to_directory_owner(fd, self.path.parent)
+            if owner := _directory_owner(self.path.parent):
+                os.fchown(fd, *owner)
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
