@@ -83,8 +83,7 @@ class EventServer:
         self.max_pending_bytes = max_pending_bytes
         self.dropped_readers = 0
         self.dropped_backlog = 0
-        self._backlog: deque[bytes] = deque(maxlen=max(backlog, 0) or None)
-        self._keep_backlog = backlog > 0
+        self._backlog: deque[bytes] | None = deque(maxlen=backlog) if backlog > 0 else None
         self._clients: list[socket.socket] = []
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
@@ -139,7 +138,7 @@ class EventServer:
     def publish(self, event: EmotionEvent) -> None:
         data = (event.to_json() + "\n").encode()
         with self._lock:
-            if not self._clients and self._keep_backlog:
+            if not self._clients and self._backlog is not None:
                 if len(self._backlog) == self._backlog.maxlen:
                     self.dropped_backlog += 1
                 self._backlog.append(data)
