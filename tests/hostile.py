@@ -66,7 +66,7 @@ def run_child(
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
-        proc = subprocess.Popen(  # noqa: S603 - argv is the test's own
+        proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=out,
