@@ -83,7 +83,7 @@ def watch(
     models_dir: Path = typer.Option(None, "--models-dir", help="Use the models in this directory."),
 ) -> None:
     from zeke.camera import open_source
-    from zeke.events import EventServer, default_socket_path
+    from zeke.events import default_socket_path
     from zeke.live.loop import LiveLoop
     from zeke.live.sinks import JsonLinesSink, SocketSink
     from zeke.track.tracker import Tracker
@@ -106,49 +106,50 @@ def watch(
         pace = bool(cam.get("pace", True))
     device = settings.get("device", {}).get("name", "") or ""
 
-    # Everything that can be wrong is checked before the camera opens.
-    pipeline = FacePipeline.create(
-        detector=detector,
-        backend=backend,
-        threads=threads,
-        min_score=min_score,
-        models_dir=models_dir,
-    )
-    options = {k: cam.get(k) for k in ("width", "height", "fps") if cam.get(k)}
-    source = open_source(uri, resilient=True, loop=loop, pace=pace, **options)
-    tracker = Tracker(pipeline.labels, device=device)
-    sinks = []
-    if json_lines:
-        sinks.append(JsonLinesSink(sys.stdout))
+    # Everything that can be wrong is checked before the camera opens; the socket path first,
+    # so a path taken by a user's file or by another pipeline is refused before models load.
     server = None
     if not no_events_socket:
         path = events_socket or settings.get("events", {}).get("socket") or default_socket_path()
-        try:
-            server = EventServer(Path(path), backlog=EVENT_BACKLOG).start()
+        server = _start_event_server(Path(path))
+    try:
+        pipeline = FacePipeline.create(
+            detector=detector,
+            backend=backend,
+            threads=threads,
+            min_score=min_score,
+            models_dir=models_dir,
+        )
+        options = {k: cam.get(k) for k in ("width", "height", "fps") if cam.get(k)}
+        source = open_source(uri, resilient=True, loop=loop, pace=pace, **options)
+        tracker = Tracker(pipeline.labels, device=device)
+        sinks = []
+        if json_lines:
+            sinks.append(JsonLinesSink(sys.stdout))
+        if server is not None:
             sinks.append(SocketSink(server))
-        except OSError as err:
-            print(
-                f"warning: event socket {path} unavailable ({err.strerror}); events stay local",
-                file=sys.stderr,
-            )
 
-    watchdog = None
-    if kiosk:
-        from zeke import sdnotify
+        watchdog = None
+        if kiosk:
+            from zeke import sdnotify
 
-        watchdog = sdnotify.Watchdog()
-    live_loop = LiveLoop(
-        source,
-        pipeline,
-        tracker,
-        sinks,
-        max_frames=frames,
-        duration=duration,
-        keep_image=preview,
-        watchdog=watchdog,
-        on_ready=_kiosk_ready(source) if kiosk else None,
-        lossless=not pace and not source.live,
-    )
+            watchdog = sdnotify.Watchdog()
+        live_loop = LiveLoop(
+            source,
+            pipeline,
+            tracker,
+            sinks,
+            max_frames=frames,
+            duration=duration,
+            keep_image=preview,
+            watchdog=watchdog,
+            on_ready=_kiosk_ready(source) if kiosk else None,
+            lossless=not pace and not source.live,
+        )
+    except BaseException:
+        if server is not None:
+            server.close()  # removes only the socket it made
+        raise
     signal.signal(signal.SIGTERM, lambda *_: live_loop.stop())
     try:
         if json_lines:
@@ -167,7 +168,27 @@ def watch(
     if summary:
         doc = live_loop.stats.summary()
         doc["events"] = live_loop.events_total
+        if server is not None:
+            doc["event_socket"] = server.stats()
         print(json.dumps(doc), file=sys.stderr, flush=True)
+
+
+def _start_event_server(path: Path):  # type: ignore[no-untyped-def]
+    """The event socket, or None (with a warning) where no socket can be made at ``path``.
+
+    A path taken by something zeke did not create, or served by a live process, is an error
+    (``SocketPathTaken``) instead: the pipeline must not replace it.
+    """
+    from zeke.events import EventServer, SocketUnavailable
+
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    try:
+        return EventServer(path, backlog=EVENT_BACKLOG, warn=warn).start()
+    except SocketUnavailable as err:
+        warn(f"{err.message}; events stay local")
+        return None
 
 
 def _kiosk_ready(source):

@@ -53,7 +53,8 @@ class SocketSink:
 
     def state(self) -> str:
         readers = self.server.reader_count
-        return f"{readers} reader{'s' if readers != 1 else ''} · {self.server.path}"
+        text = f"{readers} reader{'s' if readers != 1 else ''} · {self.server.path}"
+        return text + " · out of descriptors, new readers wait" if self.server.stalled else text
 
     def close(self) -> None:
         self.server.close()
