@@ -89,10 +89,10 @@ def frame_to_line(
     if not sim.wait_for(lambda s: len(s.event_lines()) >= target, 60):
         raise SystemExit(f"watch: {len(sim.event_lines()) - before} of {len(published)} arrived")
     with sim._lock:
-        lines = [r for r in sim.received if r.raw.startswith(b"Z1 EVT ")][before:]
+        lines = [r for r in sim.received if r.raw.startswith(p.encode_head("EVT"))][before:]
     latencies = []
     for line in lines:
-        event = p.check(line.raw, key).message
+        event = p.check(line.raw, key, p.APP).message
         assert isinstance(event, p.Event)
         latencies.append(1000 * line.at - event.ts)
     return latencies
@@ -207,10 +207,10 @@ def main() -> int:
         if not sim.wait_for(lambda s: len(s.event_lines()) >= args.events, 60):
             raise SystemExit(f"only {len(sim.event_lines())} of {args.events} events arrived")
         with sim._lock:
-            arrivals = [r.at for r in sim.received if r.raw.startswith(b"Z1 EVT ")]
+            arrivals = [r.at for r in sim.received if r.raw.startswith(p.encode_head("EVT"))]
         latency_ms = [1000 * (arrivals[i] - sent_at[i]) for i in range(args.events)]
         for raw in sim.event_lines():
-            p.check(raw, key)  # every line the MCU got carries a valid tag
+            p.check(raw, key, p.APP)  # every line the MCU got carries a valid tag
 
         # Throughput: a burst as fast as the socket takes it.
         before = len(sim.event_lines())

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,6 +25,14 @@ from zeke.events import EMOTIONS, EmotionEvent, EventServer
 from zeke.mesh.nodesim import NodeSimulator
 
 LOOPBACK = ["--interface", "127.0.0.1"]
+#: Names on loopback multicast are shared by everything on this machine: each test run gets
+#: its own suffix, so two runs (or a real gateway nearby) never see each other's gateways.
+RUN = secrets.token_hex(3)
+
+
+def unique(name: str) -> str:
+    """``name`` for this run only (the same string every time within one run)."""
+    return f"{name}-{RUN}"
 
 
 def zeke_cmd(*args: str) -> list[str]:
@@ -330,7 +339,7 @@ def start_mesh(start_gateway, event_source: EventSource, mesh_env, tmp_path: Pat
     procs: list[Proc] = []
 
     def start(
-        name: str = "gw-test", queue_size: int = 1000, events_socket: Path | None = None
+        name: str = unique("gw-test"), queue_size: int = 1000, events_socket: Path | None = None
     ) -> Mesh:
         """Gateway, pairing and ``zeke mesh run``; events from ``events_socket`` if given
         (a running ``zeke watch``), else from the test's own event server."""

@@ -9,6 +9,7 @@ import random
 from mesh_vectors import load
 
 WORDS = [
+    b"Z2",
     b"Z1",
     b"EVT",
     b"HELLO",
@@ -62,10 +63,12 @@ def fuzz_lines(count: int, seed: int) -> list[bytes]:
     out = []
     for _ in range(count):
         kind = rng.randrange(8)
-        if kind == 2:  # mutate a valid line's fields, then tag it properly: reaches the fields
+        if kind == 2:  # mutate a valid line's fields, then tag it as the appliance's: reaches
+            # the fields (the fuzz readers check tags as the appliance's)
             body = rng.choice(valid).rsplit(b" #", 1)[0]
             body = mutate(rng, body, pool, edits=1)
-            line = body + b" #" + hmac.new(key, body, hashlib.sha256).hexdigest()[:16].encode()
+            mac = hmac.new(key, b"app\n" + body, hashlib.sha256)
+            line = body + b" #" + mac.hexdigest()[:16].encode()
         elif kind == 0:
             line = rng.randbytes(rng.randrange(200))
         elif kind == 1:

@@ -11,6 +11,7 @@ VECTORS = Path(__file__).resolve().parents[2] / "firmware" / "protocol" / "vecto
 @dataclass(frozen=True)
 class Vector:
     kind: str  # ok, drop or stream
+    sender: str  # the tag context to check with, as zeke.mesh.protocol spells it
     expect: str
     data: bytes
 
@@ -44,8 +45,8 @@ def load() -> tuple[bytes, list[Vector]]:
         if parts[0] == "key":
             key = bytes.fromhex(parts[1])
             continue
-        kind, expect, data = parts
-        vectors.append(Vector(kind, expect, unescape(data)))
+        kind, sender, expect, data = parts
+        vectors.append(Vector(kind, sender.replace(":", " "), expect, unescape(data)))
     return key, vectors
 
 

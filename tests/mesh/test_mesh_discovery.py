@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from conftest import LOOPBACK, wait_until, zeke_cmd
+from conftest import LOOPBACK, unique, wait_until, zeke_cmd
 
 from zeke import __version__
 from zeke.mesh.discovery import GatewayWatcher
@@ -35,7 +35,7 @@ class BackgroundWatcher:
 
 
 def test_mesh_list_finds_a_gateway_within_3_seconds(start_gateway, node_sim, mesh_env) -> None:  # type: ignore[no-untyped-def]
-    gw = start_gateway("kitchen-gw", node_sim.path)
+    gw = start_gateway(unique("kitchen-gw"), node_sim.path)
     started = time.monotonic()
     result = subprocess.run(
         zeke_cmd("mesh", "list", "--timeout", "3", "--json", *LOOPBACK),
@@ -47,39 +47,45 @@ def test_mesh_list_finds_a_gateway_within_3_seconds(start_gateway, node_sim, mes
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 60  # 3 s of listening plus interpreter start-up
     doc = json.loads(result.stdout)
-    (found,) = [g for g in doc["gateways"] if g["name"] == "kitchen-gw"]
+    (found,) = [g for g in doc["gateways"] if g["name"] == unique("kitchen-gw")]
     status = gw.status()
-    assert found["txt"] == {"id": status["id"], "proto": "1", "fw": __version__, "nodes": "1"}
-    assert found["id"] == status["id"] and found["nodes"] == 1 and found["proto"] == "1"
+    assert found["txt"] == {"id": status["id"], "proto": "2", "fw": __version__, "nodes": "1"}
+    assert found["id"] == status["id"] and found["nodes"] == 1 and found["proto"] == "2"
     assert found["addresses"] == ["127.0.0.1"] and found["port"] == status["port"]
     assert found["paired"] is False
     table = subprocess.run(
         zeke_cmd("mesh", "list", "--timeout", "3", *LOOPBACK),
-        env=mesh_env,
+        env={**mesh_env, "COLUMNS": "160"},  # room for the run's unique names
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert table.returncode == 0 and "kitchen-gw" in table.stdout and status["id"] in table.stdout
+    assert (
+        table.returncode == 0
+        and unique("kitchen-gw") in table.stdout
+        and status["id"] in table.stdout
+    )
 
 
 def test_gateways_that_leave_disappear(start_gateway, mesh_env) -> None:  # type: ignore[no-untyped-def]
     """A stopped gateway says goodbye (gone at once); a killed one expires with its TTL."""
     with NodeSimulator() as sim_a, NodeSimulator() as sim_b:
-        polite = start_gateway("polite-gw", sim_a.path)
-        crashed = start_gateway("crashed-gw", sim_b.path, ttl=3)
+        polite = start_gateway(unique("polite-gw"), sim_a.path)
+        crashed = start_gateway(unique("crashed-gw"), sim_b.path, ttl=3)
         watcher = BackgroundWatcher()
         try:
-            assert wait_until(lambda: {"polite-gw", "crashed-gw"} <= watcher.names(), 30)
+            assert wait_until(
+                lambda: {unique("polite-gw"), unique("crashed-gw")} <= watcher.names(), 30
+            )
             polite.stop()
-            assert wait_until(lambda: "polite-gw" not in watcher.names(), 10)
+            assert wait_until(lambda: unique("polite-gw") not in watcher.names(), 10)
             # While it runs, a 3 s TTL is refreshed by re-queries: it stays listed.
             time.sleep(8)
-            assert "crashed-gw" in watcher.names()
+            assert unique("crashed-gw") in watcher.names()
             crashed.kill()
             killed = time.monotonic()
             # TTL 3 s; zeroconf sweeps its cache every 10 s: generous bound, not a timing test.
-            assert wait_until(lambda: "crashed-gw" not in watcher.names(), 60)
+            assert wait_until(lambda: unique("crashed-gw") not in watcher.names(), 60)
             expired_after = time.monotonic() - killed
         finally:
             watcher.close()
@@ -92,7 +98,7 @@ def test_gateways_that_leave_disappear(start_gateway, mesh_env) -> None:  # type
         timeout=120,
     )
     names = [g["name"] for g in json.loads(result.stdout)["gateways"]]
-    assert "polite-gw" not in names and "crashed-gw" not in names
+    assert unique("polite-gw") not in names and unique("crashed-gw") not in names
 
 
 def test_an_empty_network_says_what_to_check(mesh_env) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import Mesh, Proc, wait_until, zeke_cmd
+from conftest import Mesh, Proc, unique, wait_until, zeke_cmd
 
 from zeke.events import EMOTIONS, EmotionEvent
 from zeke.mesh import protocol as p
@@ -23,7 +23,7 @@ def received_events(mesh: Mesh) -> list[p.Event]:
     """Every EVT line that reached the MCU, each checked with the pairing key."""
     out = []
     for raw in mesh.sim.event_lines():
-        parsed = p.check(raw, mesh.key)  # raises on a bad tag
+        parsed = p.check(raw, mesh.key, p.APP)  # raises on a bad tag
         assert isinstance(parsed.message, p.Event)
         out.append(parsed.message)
     return out
@@ -183,7 +183,7 @@ def test_doctor_reports_the_links_of_the_running_forwarder(start_mesh, mesh_env,
 
     healthy = doctor_mesh()
     assert healthy["status"] == "pass", healthy
-    assert healthy["detail"] == "gw-test connected"
+    assert healthy["detail"] == f"{mesh.gateway.name} connected"
 
     mesh.gateway.kill()
     assert wait_until(lambda: mesh.link().get("state") != "connected", 60)
@@ -191,8 +191,8 @@ def test_doctor_reports_the_links_of_the_running_forwarder(start_mesh, mesh_env,
     assert wait_until(lambda: mesh.link().get("queued") == 3, 30)
     away = doctor_mesh()
     assert away["status"] == "warn", away
-    assert "gw-test" in away["detail"] and "3 queued" in away["detail"]
-    assert "is gw-test powered and on this network?" in away["fix"]
+    assert unique("gw-test") in away["detail"] and "3 queued" in away["detail"]
+    assert f"is {mesh.gateway.name} powered and on this network?" in away["fix"]
 
     mesh.run.stop()
     stale = mesh.status_file.stat().st_mtime - 60

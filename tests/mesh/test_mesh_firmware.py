@@ -86,7 +86,7 @@ def test_cpp_and_python_agree_on_fuzzed_lines(host_tests: Path, tmp_path: Path) 
     mismatches = []
     for line, theirs in zip(lines, cpp):
         try:
-            ours = "ok:" + p.check(line, KEY).type
+            ours = "ok:" + p.check(line, KEY, p.APP).type
         except p.LineError as err:
             ours = err.reason.value
         if ours != theirs:

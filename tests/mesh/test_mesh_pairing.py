@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import LOOPBACK, Mesh, Proc, pair, read_json, wait_until, zeke_cmd
+from conftest import LOOPBACK, Mesh, Proc, pair, read_json, unique, wait_until, zeke_cmd
 from zeroconf import IPVersion, ServiceInfo
 from zeroconf.asyncio import AsyncZeroconf
 
@@ -50,7 +50,12 @@ class RogueGateway:
             "_zeke._tcp.local.",
             f"{self.name}._zeke._tcp.local.",
             port=port,
-            properties={"id": "f00df00df00d", "proto": "1", "fw": "9.9", "nodes": "5"},
+            properties={
+                "id": "f00df00df00d",
+                "proto": str(p.PROTOCOL_VERSION),
+                "fw": "9.9",
+                "nodes": "5",
+            },
             server="rogue.local.",
             addresses=[socket.inet_aton("127.0.0.1")],
         )
@@ -79,8 +84,8 @@ class RogueGateway:
 
 
 def test_rogue_gateways_never_get_an_event(start_mesh) -> None:  # type: ignore[no-untyped-def]
-    mesh: Mesh = start_mesh("gw-test")
-    stranger = RogueGateway("evil-gw")
+    mesh: Mesh = start_mesh(unique("gw-test"))
+    stranger = RogueGateway(unique("evil-gw"))
     try:
         mesh.source.emit(50, interval_s=0)
         assert mesh.sim.wait_for(lambda s: len(s.event_lines()) == 50, 60)
@@ -90,12 +95,12 @@ def test_rogue_gateways_never_get_an_event(start_mesh) -> None:  # type: ignore[
     # Now a rogue takes over the paired gateway's name: it gets a hello, never an event.
     mesh.gateway.stop()
     assert wait_until(lambda: mesh.link().get("state") != "connected", 30)
-    impostor = RogueGateway("gw-test", forge=True)
+    impostor = RogueGateway(unique("gw-test"), forge=True)
     try:
         mesh.source.emit(50, interval_s=0)
         assert wait_until(lambda: mesh.link().get("auth_failures", 0) >= 1, 60), mesh.link()
         lines = [line for line in bytes(impostor.received).split(b"\n") if line]
-        assert lines and all(line.startswith(b"Z1 HELLO app ") for line in lines)
+        assert lines and all(line.startswith(p.encode_head("HELLO") + b"app ") for line in lines)
         assert b"EVT" not in impostor.received
     finally:
         impostor.close()
@@ -105,7 +110,7 @@ def test_rogue_gateways_never_get_an_event(start_mesh) -> None:  # type: ignore[
 def test_pairing_checks_the_key_and_stores_it_privately(
     start_gateway, node_sim, mesh_env, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    gw = start_gateway("pair-gw", node_sim.path)
+    gw = start_gateway(unique("pair-gw"), node_sim.path)
     pairing_file = tmp_path / "pairings.json"
     wrong = pair(gw, pairing_file, key=format_key(secrets.token_bytes(16)), check=False)
     assert wrong.returncode != 0
@@ -133,9 +138,9 @@ def test_pairing_checks_the_key_and_stores_it_privately(
     assert "Traceback" not in missing.stderr
     good = pair(gw, pairing_file)
     doc = json.loads(good.stdout)
-    assert doc["name"] == "pair-gw" and doc["id"] == gw.status()["id"]
+    assert doc["name"] == unique("pair-gw") and doc["id"] == gw.status()["id"]
     assert stat.S_IMODE(pairing_file.stat().st_mode) == 0o600
-    stored = PairingStore(pairing_file).get("pair-gw")
+    stored = PairingStore(pairing_file).get(unique("pair-gw"))
     assert stored is not None and stored.key == parse_key(gw.key())
     assert not [f for f in pairing_file.parent.iterdir() if f.name.endswith(".tmp")]
     # A secrets file others can read is refused with the fix in the message.
@@ -219,7 +224,7 @@ def test_direct_serial_mode_needs_no_network(event_source, mesh_env, tmp_path: P
             assert sim.wait_for(lambda s: len(s.event_lines()) == 40, 60), run.stderr()
             key = PairingStore(pairing_file).get("direct").key  # type: ignore[union-attr]
             assert sim.keys_received == 1 and sim.state.key == key
-            got = [p.check(line, key).message for line in sim.event_lines()]
+            got = [p.check(line, key, p.APP).message for line in sim.event_lines()]
             assert [(e.track, e.emotion) for e in got] == [
                 (e.track_id, e.emotion) for e in published
             ]
@@ -237,7 +242,7 @@ def test_bad_serial_port_and_nothing_to_do_are_clean_errors(mesh_env, tmp_path: 
             "--serial",
             str(missing),
             "--name",
-            "err-gw",
+            unique("err-gw"),
             *LOOPBACK,
             "--state-dir",
             str(tmp_path / "gw"),
@@ -294,7 +299,7 @@ def test_the_service_waits_for_a_pairing_and_then_forwards(  # type: ignore[no-u
 ) -> None:
     """``zeke mesh run --wait`` (the unit's command) starts with no pairing and picks one up."""
     with NodeSimulator(key=None, node_id="ring-1") as sim:
-        gateway = start_gateway("gw-later", sim.path)
+        gateway = start_gateway(unique("gw-later"), sim.path)
         pairing_file = tmp_path / "pairings.json"
         status_file = tmp_path / "run.json"
         run = Proc(
@@ -312,7 +317,10 @@ def test_the_service_waits_for_a_pairing_and_then_forwards(  # type: ignore[no-u
             pair(gateway, pairing_file, gateway.key())
             assert wait_until(
                 lambda: (
-                    read_json(status_file).get("gateways", {}).get("gw-later", {}).get("state")
+                    read_json(status_file)
+                    .get("gateways", {})
+                    .get(unique("gw-later"), {})
+                    .get("state")
                     == "connected"
                 ),
                 60,

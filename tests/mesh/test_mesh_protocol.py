@@ -24,22 +24,23 @@ def test_vectors_cover_every_type_and_reason() -> None:
 @pytest.mark.parametrize("vector", LINES, ids=lambda v: f"{v.kind}-{v.expect}-{v.data[:24]!r}")
 def test_line_vector(vector) -> None:  # type: ignore[no-untyped-def]
     if vector.kind == "ok":
-        parsed = p.check(vector.data, KEY)
+        parsed = p.check(vector.data, KEY, vector.sender)
         assert p.describe(parsed) == vector.expect
         # A valid line has exactly one encoding: re-encoding gives the same bytes.
         key = KEY if parsed.tag is not None else None
-        assert p.encode(parsed.message, key) == vector.data + b"\n"
+        sender = vector.sender if parsed.tag is not None else None
+        assert p.encode(parsed.message, key, sender) == vector.data + b"\n"
         assert p.line_of(parsed) == vector.data + b"\n"
     else:
         with pytest.raises(p.LineError) as err:
-            p.check(vector.data, KEY)
+            p.check(vector.data, KEY, vector.sender)
         assert err.value.reason.value == vector.expect
 
 
 @pytest.mark.parametrize("vector", STREAMS, ids=lambda v: v.expect)
 def test_stream_vector(vector) -> None:  # type: ignore[no-untyped-def]
     """Fed one byte at a time, the framer yields lines and counts drops in stream order."""
-    reader = p.LineReader(KEY)
+    reader = p.LineReader(KEY, sender=vector.sender)
     got: list[str] = []
     for byte in vector.data:
         before = reader.counters.as_dict()
@@ -58,7 +59,7 @@ def test_event_from_emotion_maps_units() -> None:
     msg = p.event_from_emotion(ev, seq=99)
     assert msg == p.Event(99, "change", 12, "surprise", 873, 1700000000123)
     line = p.encode(msg, KEY)
-    assert p.check(line[:-1], KEY).message == msg
+    assert p.check(line[:-1], KEY, p.APP).message == msg
 
 
 def test_encode_refuses_untagged_events_and_bad_fields() -> None:
@@ -71,10 +72,11 @@ def test_encode_refuses_untagged_events_and_bad_fields() -> None:
 
 
 def test_line_reader_counts_every_drop() -> None:
-    good = p.encode(p.Ack(5), KEY)
-    forged = p.encode(p.Ack(6), bytes(16))
-    stream = good + b"garbage\n" + forged + b"Z2 ACK 1\n" + b"x" * 400 + b"\n" + b"Z1 ACK"
-    reader = p.LineReader(KEY)
+    gw = p.gateway_to("0123456789abcdef")
+    good = p.encode(p.Ack(5), KEY, gw)
+    forged = p.encode(p.Ack(6), bytes(16), gw)
+    stream = good + b"garbage\n" + forged + b"Z3 ACK 1\n" + b"x" * 400 + b"\n" + b"Z2 ACK"
+    reader = p.LineReader(KEY, sender=gw)
     parsed = reader.feed(stream)
     reader.close()
     assert [m.message for m in parsed] == [p.Ack(5)]

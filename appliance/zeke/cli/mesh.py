@@ -129,7 +129,7 @@ def pair(
     """Pair with a gateway: check its key by a handshake and store it for `zeke mesh run`."""
     from zeke.errors import ZekeError
     from zeke.mesh.auth import parse_key
-    from zeke.mesh.discovery import browse
+    from zeke.mesh.discovery import browse, protocol_mismatch
     from zeke.mesh.forwarder import HandshakeFailed, TcpSession
     from zeke.mesh.link import LinkClosed
     from zeke.mesh.pairing import Pairing, PairingStore
@@ -148,6 +148,9 @@ def pair(
             f"no gateway named {name!r} answered within {timeout:g} s (found: {found})",
             hint="check that it runs and is on this network: `zeke mesh list`",
         )
+    mismatch = protocol_mismatch(gateway)
+    if mismatch is not None:
+        raise ZekeError(mismatch, hint="pairing needs both sides on the same protocol version")
     store = PairingStore(pairing_file)
     old = store.get(name)
     candidate = Pairing(name, gateway.id, secret, time.time())

@@ -66,6 +66,22 @@ class GatewayInfo:
         }
 
 
+def protocol_mismatch(info: GatewayInfo) -> str | None:
+    """Why this gateway cannot be spoken to (another protocol version), or None.
+
+    There is no negotiation, so nothing can talk a gateway or an appliance down to an older,
+    weaker version: both sides speak exactly one version and say so when it differs.
+    """
+    from zeke.mesh.protocol import PROTOCOL_VERSION
+
+    if info.proto == str(PROTOCOL_VERSION):
+        return None
+    return (
+        f"gateway {info.name!r} speaks protocol {info.proto or '(none)'}, this zeke speaks "
+        f"{PROTOCOL_VERSION}: update the gateway (firmware/gateway, or zeke on that host)"
+    )
+
+
 def instance_name(name: str) -> str:
     return f"{name}.{SERVICE_TYPE}"
 

@@ -25,7 +25,7 @@ from zeke import __version__
 from zeke.events import EmotionEvent
 from zeke.mesh import protocol as p
 from zeke.mesh.auth import new_nonce
-from zeke.mesh.discovery import GatewayInfo, GatewayWatcher
+from zeke.mesh.discovery import GatewayInfo, GatewayWatcher, protocol_mismatch
 from zeke.mesh.link import LineStream, LinkClosed, McuLink
 from zeke.mesh.pairing import Pairing, PairingStore, write_atomic
 from zeke.mesh.queue import DeliveryQueue, SequenceAllocator
@@ -88,6 +88,8 @@ class LinkStats:
 class Session(Protocol):
     peer_last: int
     acks_on_write: bool
+    #: The tag context of the gateway's own lines (acks, heartbeats) in this session.
+    sender: str
 
     async def send(self, lines: list[tuple[int, bytes]]) -> None: ...
     async def read(self) -> p.Parsed: ...
@@ -102,6 +104,8 @@ class TcpSession:
     def __init__(self, stream: LineStream):
         self.stream = stream
         self.peer_last = 0
+        #: The tag context of the gateway's lines in this session (set by the handshake).
+        self.sender = ""
 
     @classmethod
     async def open(
@@ -119,6 +123,7 @@ class TcpSession:
         return session
 
     async def _handshake(self, pairing: Pairing, self_id: str) -> None:
+        """We open with a fresh nonce; the gateway must prove the key on it, as a gateway."""
         nonce = new_nonce()
         await self.stream.send(p.encode(p.Hello("app", self_id, __version__, nonce, None, 0)))
         reply = await self.stream.read_message(None, HANDSHAKE_TIMEOUT_S)
@@ -127,13 +132,15 @@ class TcpSession:
             isinstance(msg, p.Hello)
             and msg.role == "gw"
             and msg.peer_nonce == nonce
-            and p.verify(reply, pairing.key)
+            and msg.nonce != nonce
+            and p.verify(reply, pairing.key, p.gateway_to(nonce))
         ):
             self.stream.counters.drop(p.Drop.TAG)
             raise HandshakeFailed("the gateway did not prove the pairing key")
         proof = p.Hello("app", self_id, __version__, nonce, msg.nonce, msg.last)
         await self.stream.send(p.encode(proof, pairing.key))
         self.peer_last = msg.last
+        self.sender = p.gateway_to(nonce)
 
     async def send(self, lines: list[tuple[int, bytes]]) -> None:
         await self.stream.send(b"".join(line for _, line in lines))
@@ -149,6 +156,7 @@ class SerialSession:
     """Direct mode: the MCU on a serial port is the whole gateway."""
 
     acks_on_write = True
+    sender = p.NODE  # the MCU is the node itself
 
     def __init__(self, mcu: McuLink):
         self.mcu = mcu
@@ -254,6 +262,9 @@ class GatewayLink:
             info = await self.watcher.refresh(self.name)
         if info is None or not info.addresses:
             raise LookupError("not on the network (waiting for its mDNS announcement)")
+        mismatch = protocol_mismatch(info)
+        if mismatch is not None:
+            raise LookupError(mismatch)
         if info.id and info.id != self.pairing.gateway_id:
             log.warning(
                 "gateway %s now advertises id %s (paired with %s)",
@@ -324,11 +335,17 @@ class GatewayLink:
             except asyncio.TimeoutError as err:
                 raise LinkClosed("the gateway has gone silent") from err
             msg = parsed.message
-            if parsed.tag is None or not p.verify(parsed, self.pairing.key):
+            # Commands are the nodes' own lines, relayed verbatim; the rest is the gateway's.
+            sender = p.NODE if isinstance(msg, p.Command) else session.sender
+            if parsed.tag is None or not p.verify(parsed, self.pairing.key, sender):
                 self.counters.drop(p.Drop.TAG)
                 self.counters.ok -= 1
                 continue
             if isinstance(msg, p.Ack):
+                if msg.seq > max(self._sent_max, session.peer_last):  # never sent: not believed
+                    self.counters.drop(p.Drop.DUPLICATE)
+                    self.counters.ok -= 1
+                    continue
                 self.queue.ack(msg.seq)
             elif isinstance(msg, p.Command):
                 self._command(msg)

@@ -16,6 +16,7 @@ import re
 import secrets
 import socket
 import time
+from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,13 @@ from zeke.mesh.link import LineStream, LinkClosed, McuLink
 from zeke.mesh.pairing import check_private, default_state_dir, write_atomic, write_private
 
 log = logging.getLogger(__name__)
+#: One deadline for the whole handshake, however the peer trickles its bytes.
 HANDSHAKE_TIMEOUT_S = 5.0
+#: Connections that have not proven the key yet: in total, and from one address.
+MAX_UNAUTHENTICATED = 16
+MAX_UNAUTHENTICATED_PER_PEER = 4
+#: Nonces this gateway issued lately; none of them is ever taken as a peer's nonce.
+ISSUED_NONCES_KEPT = 256
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$")
 
 
@@ -66,6 +73,19 @@ class GatewayIdentity:
         return identity
 
 
+@dataclass
+class Session:
+    """An appliance that proved the key: its stream and the nonce that binds our lines to it."""
+
+    stream: LineStream
+    app_id: str
+    app_nonce: str
+
+    @property
+    def sender(self) -> str:
+        return p.gateway_to(self.app_nonce)
+
+
 def gateway_state_dir(name: str, base: Path | None = None) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
     return (base or default_state_dir() / "gateway") / safe
@@ -98,7 +118,10 @@ class Gateway:
         self.commands_relayed = 0
         self.duplicates = 0
         self.auth_failures = 0
-        self._active: LineStream | None = None
+        self.refused_connections = 0
+        self._active: Session | None = None
+        self._unauthenticated: Counter[str] = Counter()
+        self._issued: deque[str] = deque(maxlen=ISSUED_NONCES_KEPT)
         self._server: asyncio.Server | None = None
         self._stop = asyncio.Event()
         self._started = time.monotonic()
@@ -145,57 +168,94 @@ class Gateway:
         if self._server is not None:
             self._server.close()
         if self._active is not None:
-            await self._active.close()
+            await self._active.stream.close()
         self.mcu.close()
         self.write_status()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         stream = LineStream(reader, writer, self.counters)
         peer = writer.get_extra_info("peername")
+        host = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        if (
+            sum(self._unauthenticated.values()) >= MAX_UNAUTHENTICATED
+            or self._unauthenticated[host] >= MAX_UNAUTHENTICATED_PER_PEER
+        ):
+            self.refused_connections += 1
+            await stream.close()
+            return
+        self._unauthenticated[host] += 1
+        session: Session | None = None
         try:
-            if not await self._handshake(stream):
+            try:
+                session = await asyncio.wait_for(self._handshake(stream), HANDSHAKE_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                session = None
+            finally:
+                self._unauthenticated[host] -= 1
+                if self._unauthenticated[host] <= 0:
+                    del self._unauthenticated[host]
+            if session is None:
                 self.auth_failures += 1
-                log.warning("appliance %s failed the handshake: closing", peer)
+                log.warning("appliance %s did not prove the key in time: closing", peer)
                 return
-            if self._active is not None:  # one appliance per gateway: the newest wins
-                await self._active.close()
-            self._active = stream
+            # One appliance per gateway: the newest wins, but only once it has proven the key.
+            if self._active is not None:
+                await self._active.stream.close()
+            self._active = session
             self.sessions += 1
-            log.info("appliance %s paired and connected", peer)
-            await self._relay_events(stream)
+            log.info("appliance %s (%s) paired and connected", session.app_id, peer)
+            await self._relay_events(session)
         except (LinkClosed, asyncio.TimeoutError) as err:
             log.info("appliance %s gone: %s", peer, err)
         finally:
-            if self._active is stream:
+            if session is not None and self._active is session:
                 self._active = None
             await stream.close()
 
-    async def _handshake(self, stream: LineStream) -> bool:
-        """Appliance opens, we prove the key on its nonce, it proves the key on ours."""
-        opening = await stream.read_message(None, HANDSHAKE_TIMEOUT_S)
+    async def _handshake(self, stream: LineStream) -> Session | None:
+        """Appliance opens, we prove the key on its nonce, it proves the key on ours.
+
+        The proof must be the appliance's (role ``app``, tagged as the appliance's, for the
+        nonce it opened with and the one we issued), and a nonce we issued is never taken as
+        the appliance's: a gateway's own answer can therefore never be reflected as a proof.
+        """
+        opening = await stream.read_message(None)
         msg = opening.message
-        if not isinstance(msg, p.Hello) or msg.peer_nonce is not None or msg.role != "app":
-            return False
+        if (
+            not isinstance(msg, p.Hello)
+            or msg.peer_nonce is not None
+            or msg.role != "app"
+            or msg.nonce in self._issued
+        ):
+            self.counters.drop(p.Drop.TAG)
+            return None
         nonce = new_nonce()
+        self._issued.append(nonce)
         reply = p.Hello("gw", self.identity.id, __version__, nonce, msg.nonce, self.last_seq)
         await stream.send(p.encode(reply, self.identity.key))
-        proof = await stream.read_message(None, HANDSHAKE_TIMEOUT_S)
+        proof = await stream.read_message(None)
+        answer = proof.message
         ok = (
-            isinstance(proof.message, p.Hello)
-            and proof.message.peer_nonce == nonce
-            and p.verify(proof, self.identity.key)
+            isinstance(answer, p.Hello)
+            and answer.role == "app"
+            and answer.id == msg.id
+            and answer.nonce == msg.nonce
+            and answer.peer_nonce == nonce
+            and p.verify(proof, self.identity.key, p.APP)
         )
         if not ok:
             self.counters.drop(p.Drop.TAG)
-        return ok
+            return None
+        return Session(stream, msg.id, msg.nonce)
 
-    async def _relay_events(self, stream: LineStream) -> None:
+    async def _relay_events(self, session: Session) -> None:
         key = self.identity.key
+        stream = session.stream
         while True:
             batch: list[tuple[int, bytes]] = []
             for raw in await stream.read_lines():
                 try:
-                    parsed = p.check(raw, key)
+                    parsed = p.check(raw, key, p.APP)
                 except p.LineError as err:
                     self.counters.drop(err.reason)
                     continue
@@ -213,7 +273,7 @@ class Gateway:
             if batch:
                 await self.mcu.write_events(batch)
                 self.events_relayed += len(batch)
-            await stream.send(p.encode(p.Ack(self.last_seq), key))
+            await stream.send(p.encode(p.Ack(self.last_seq), key, session.sender))
 
     async def _mcu_reader(self) -> None:
         while True:
@@ -225,7 +285,7 @@ class Gateway:
                 return
             if isinstance(parsed.message, p.Command) and self._active is not None:
                 with contextlib.suppress(LinkClosed):
-                    await self._active.send(p.line_of(parsed))
+                    await self._active.stream.send(p.line_of(parsed))
                     self.commands_relayed += 1
 
     async def _housekeeping(self) -> None:
@@ -243,8 +303,9 @@ class Gateway:
                     min(self.mcu.nodes, 65535),
                     (self.counters.total_dropped + self.mcu.counters.total_dropped) & 0xFFFFFFFF,
                 )
+                active = self._active
                 with contextlib.suppress(LinkClosed):
-                    await self._active.send(p.encode(hb, self.identity.key))
+                    await active.stream.send(p.encode(hb, self.identity.key, active.sender))
             self.write_status()
 
     def status(self) -> dict[str, object]:
@@ -256,6 +317,7 @@ class Gateway:
             "connected": self._active is not None,
             "sessions": self.sessions,
             "auth_failures": self.auth_failures,
+            "refused_connections": self.refused_connections,
             "events_relayed": self.events_relayed,
             "duplicates": self.duplicates,
             "commands_relayed": self.commands_relayed,

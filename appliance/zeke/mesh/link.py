@@ -64,12 +64,14 @@ class LineStream:
         self._pending.clear()
         return lines
 
-    async def read_message(self, key: bytes | None, timeout: float | None = None) -> p.Parsed:
-        """The next line that parses (and, with a key, verifies); drops are counted."""
+    async def read_message(
+        self, key: bytes | None, timeout: float | None = None, sender: str = p.NODE
+    ) -> p.Parsed:
+        """The next line that parses (and, with a key, verifies as ``sender``'s); drops counted."""
         while True:
             line = await self.read_line(timeout)
             try:
-                parsed = p.parse(line) if key is None else p.check(line, key)
+                parsed = p.parse(line) if key is None else p.check(line, key, sender)
             except p.LineError as err:
                 self.counters.drop(err.reason)
                 log.debug("dropped line (%s): %r", err.reason.value, line[:80])
@@ -221,7 +223,10 @@ class McuLink:
             if msg.peer_nonce is None:
                 self.counters.ok += 1
                 return msg
-            if not p.verify(parsed, self.key):
+            if msg.role != "node":  # only a node answers on this port
+                self.counters.drop(p.Drop.TAG)
+                continue
+            if not p.verify(parsed, self.key, p.NODE):
                 self.counters.drop(p.Drop.TAG)
                 self.key_mismatch = True
                 log.error(
@@ -248,9 +253,9 @@ class McuLink:
             return self.last_written
 
     async def read(self) -> p.Parsed:
-        """The next verified line from the MCU (commands, heartbeats, hellos)."""
+        """The next verified line from the MCU (commands, heartbeats, hellos): a node's lines."""
         while True:
-            parsed = await self.stream.read_message(self.key)
+            parsed = await self.stream.read_message(self.key, sender=p.NODE)
             msg = parsed.message
             if isinstance(msg, p.Heartbeat):
                 self.nodes = msg.nodes

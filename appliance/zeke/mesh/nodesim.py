@@ -42,9 +42,12 @@ class NodeState:
     counters: p.DropCounters = field(default_factory=p.DropCounters)
 
     def on_line(self, line: bytes, trusted: bool = True) -> tuple[str, bytes | p.Event | None]:
-        """Returns ("reply", line) | ("show", event) | ("key", None) | ("none", None)."""
+        """Returns ("reply", line) | ("show", event) | ("key", None) | ("none", None).
+
+        Tagged lines reaching a node are the appliance's events, so they must verify as its.
+        """
         try:
-            parsed = p.parse(line) if self.key is None else p.check(line, self.key)
+            parsed = p.parse(line) if self.key is None else p.check(line, self.key, p.APP)
             if parsed.tag is not None and self.key is None:
                 raise p.LineError(p.Drop.TAG, "no key to check it with")
             if isinstance(parsed.message, p.KeyProvision) and not trusted:
@@ -143,7 +146,7 @@ class NodeSimulator:
 
     def event_lines(self) -> list[bytes]:
         with self._lock:
-            return [r.raw for r in self.received if r.raw.startswith(b"Z1 EVT ")]
+            return [r.raw for r in self.received if r.raw.startswith(p.encode_head("EVT"))]
 
     def wait_for(self, predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + timeout

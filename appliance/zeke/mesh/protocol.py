@@ -1,4 +1,4 @@
-"""The zeke line protocol (version 1): one text line per message, parseable without a heap.
+"""The zeke line protocol (version 2): one text line per message, parseable without a heap.
 
 The byte-level rules live in ``firmware/PROTOCOL.md``; this module and the C++ library in
 ``firmware/lib/zekeproto`` implement them and are held to the same test vectors
@@ -16,7 +16,8 @@ from hashlib import sha256
 
 from zeke.events import EmotionEvent
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+_HEAD = f"Z{PROTOCOL_VERSION}"
 #: Longest line in bytes, not counting the LF (and an optional CR before it).
 MAX_LINE = 127
 TAG_BYTES = 8
@@ -131,17 +132,41 @@ class Parsed:
 
 # --- tags -------------------------------------------------------------------------------------
 
+#: Tag contexts: who made a tag. A receiver names the sender it expects, never the line's own
+#: claim, so a line tagged by one role can never pass as another's (no reflection). Gateways
+#: bind what they send an appliance to that appliance's session nonce (``gateway_to``).
+APP = "app"
+NODE = "node"
 
-def compute_tag(key: bytes, body: bytes) -> bytes:
-    """First 8 bytes of HMAC-SHA256(key, body), body being the line before `` #``."""
-    return hmac.new(key, body, sha256).digest()[:TAG_BYTES]
+
+def gateway_to(app_nonce: str) -> str:
+    """The context of lines a gateway sends in the session the appliance opened with this nonce."""
+    return f"gw {app_nonce}"
 
 
-def verify(parsed: Parsed, key: bytes) -> bool:
-    """True if the line carries a tag made with ``key``. Untagged lines never verify."""
+def compute_tag(key: bytes, body: bytes, sender: str) -> bytes:
+    """First 8 bytes of HMAC-SHA256(key, sender context, LF, body); body ends before `` #``."""
+    return hmac.new(key, sender.encode("ascii") + b"\n" + body, sha256).digest()[:TAG_BYTES]
+
+
+def verify(parsed: Parsed, key: bytes, sender: str) -> bool:
+    """True if ``sender`` tagged the line with ``key``. Untagged lines never verify."""
     if parsed.tag is None:
         return False
-    return hmac.compare_digest(compute_tag(key, parsed.body), parsed.tag)
+    return hmac.compare_digest(compute_tag(key, parsed.body, sender), parsed.tag)
+
+
+def sender_of(message: Message) -> str | None:
+    """The context a sender tags ``message`` with, where its type fixes it (None: say it)."""
+    if isinstance(message, Event):
+        return APP
+    if isinstance(message, Command):
+        return NODE
+    if isinstance(message, Hello) and message.peer_nonce is not None:
+        if message.role == "gw":
+            return gateway_to(message.peer_nonce)
+        return message.role
+    return None
 
 
 # --- parsing ----------------------------------------------------------------------------------
@@ -301,10 +326,10 @@ def parse(line: bytes) -> Parsed:
     return Parsed(message, body, tag)
 
 
-def check(line: bytes, key: bytes) -> Parsed:
-    """Parse and, where a tag is required, verify it: the full acceptance test for a line."""
+def check(line: bytes, key: bytes, sender: str) -> Parsed:
+    """Parse and, where a tag is required, verify that ``sender`` made it: the acceptance test."""
     parsed = parse(line)
-    if parsed.tag is not None and not verify(parsed, key):
+    if parsed.tag is not None and not verify(parsed, key, sender):
         raise LineError(Drop.TAG, "wrong tag")
     return parsed
 
@@ -315,34 +340,42 @@ def check(line: bytes, key: bytes) -> Parsed:
 def _body(message: Message) -> str:
     if isinstance(message, Event):
         m = message
-        return f"Z1 EVT {m.seq} {m.kind} {m.track} {m.emotion} {m.score} {m.ts}"
+        return f"{_HEAD} EVT {m.seq} {m.kind} {m.track} {m.emotion} {m.score} {m.ts}"
     if isinstance(message, Hello):
         m = message
         peer = m.peer_nonce or "-"
-        return f"Z1 HELLO {m.role} {m.id} {m.fw} {m.nonce} {peer} {m.last}"
+        return f"{_HEAD} HELLO {m.role} {m.id} {m.fw} {m.nonce} {peer} {m.last}"
     if isinstance(message, Command):
-        return f"Z1 CMD {message.seq} {message.node} {message.command} {message.track}"
+        return f"{_HEAD} CMD {message.seq} {message.node} {message.command} {message.track}"
     if isinstance(message, Ack):
-        return f"Z1 ACK {message.seq}"
+        return f"{_HEAD} ACK {message.seq}"
     if isinstance(message, Heartbeat):
-        return f"Z1 HB {message.uptime} {message.nodes} {message.dropped}"
+        return f"{_HEAD} HB {message.uptime} {message.nodes} {message.dropped}"
     if isinstance(message, KeyProvision):
-        return f"Z1 KEY {message.key.hex()}"
+        return f"{_HEAD} KEY {message.key.hex()}"
     raise TypeError(f"not a protocol message: {message!r}")
 
 
-def encode(message: Message, key: bytes | None = None) -> bytes:
+def encode(message: Message, key: bytes | None = None, sender: str | None = None) -> bytes:
     """The line for ``message`` including its LF, tagged with ``key`` where the rules say so.
 
-    Encoded lines are checked against the parser so nothing invalid ever leaves this process.
+    ``sender`` is the tag context; events, commands and hellos imply theirs, acks and
+    heartbeats must say it (``gateway_to(nonce)`` or ``NODE``). Encoded lines are checked
+    against the parser so nothing invalid ever leaves this process.
     """
     body = _body(message).encode("ascii")
     if _tag_rule(message):
-        if key is None:
+        context = sender or sender_of(message)
+        if key is None or context is None:
             raise ValueError(f"{_TYPE_OF[type(message)]} lines must be tagged: a key is needed")
-        body += b" #" + compute_tag(key, body).hex().encode()
+        body += b" #" + compute_tag(key, body, context).hex().encode()
     parse(body)
     return body + b"\n"
+
+
+def encode_head(type_name: str) -> bytes:
+    """How every line of this type starts on the wire (``b"Z2 EVT "``)."""
+    return f"{_HEAD} {type_name} ".encode("ascii")
 
 
 def line_of(parsed: Parsed) -> bytes:
@@ -449,10 +482,16 @@ class Framer:
 
 
 class LineReader:
-    """Framer plus parser plus optional tag check: bytes in, valid messages out, drops counted."""
+    """Framer plus parser plus optional tag check: bytes in, valid messages out, drops counted.
 
-    def __init__(self, key: bytes | None = None, counters: DropCounters | None = None):
+    With a key, every tagged line must verify as made by ``sender``.
+    """
+
+    def __init__(
+        self, key: bytes | None = None, counters: DropCounters | None = None, sender: str = APP
+    ):
         self.key = key
+        self.sender = sender
         self.counters = counters if counters is not None else DropCounters()
         self.framer = Framer(self.counters)
 
@@ -467,7 +506,7 @@ class LineReader:
     def accept(self, line: bytes) -> Parsed | None:
         """Parse one line; with a key, tagged lines must verify. Drops are counted."""
         try:
-            parsed = parse(line) if self.key is None else check(line, self.key)
+            parsed = parse(line) if self.key is None else check(line, self.key, self.sender)
         except LineError as err:
             self.counters.drop(err.reason)
             return None

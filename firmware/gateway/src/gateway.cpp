@@ -7,7 +7,7 @@
 //     answers `zeke gateway --serial` like a node would, and relays to its own nodes.
 // Node side: Particle Mesh (Device OS 1.5.x, Xenon nodes) or BLE (Device OS 2.x+, the Argon as
 // central connecting to nodes that advertise the zeke line service).
-// USB serial takes the key (Z1 KEY ...) and prints it at boot when it was generated here.
+// USB serial takes the key (Z2 KEY ...) and prints it at boot when it was generated here.
 // All protocol logic lives in the host-tested library (lib/zekeproto); this file is glue.
 #include "Particle.h"
 // Particle.h first: the MDNS community library relies on it.
@@ -180,7 +180,7 @@ void advertise() {
     mdnsResponder.setHostname(String("zeke-") + gatewayId);
     mdnsResponder.addService("tcp", "zeke", kPort, String("zeke-") + gatewayId);
     mdnsResponder.addTXTEntry("id", gatewayId);
-    mdnsResponder.addTXTEntry("proto", "1");
+    mdnsResponder.addTXTEntry("proto", "2");
     mdnsResponder.addTXTEntry("fw", kFirmware);
     mdnsResponder.addTXTEntry("nodes", nodes);
     mdnsResponder.begin(true);

@@ -5,7 +5,7 @@
 //     commands leave as "zeke/cmd".
 //   - Device OS 2.x+ (Argon, Boron, Photon 2, ...): a BLE peripheral with the zeke line service;
 //     the gateway writes lines to RX and receives commands as TX notifications.
-//   - USB serial, always: the trusted port where the node takes its key (Z1 KEY ...) and where
+//   - USB serial, always: the trusted port where the node takes its key (Z2 KEY ...) and where
 //     `zeke gateway --serial` or `zeke mesh run --serial` can drive it directly.
 // All protocol logic lives in the host-tested library (lib/zekeproto); this file is glue.
 #include "Particle.h"

@@ -175,10 +175,10 @@ public:
         while (i) chr(tmp[--i]);
     }
     // Appends " #<tag>" (if key), "\n" and the NUL; returns the length or 0.
-    size_t finish(const uint8_t* key) {
+    size_t finish(const uint8_t* key, const Sender& sender) {
         if (key && ok_) {
             uint8_t tag[kTagBytes];
-            computeTag(key, buf_, len_, tag);
+            computeTag(key, sender, buf_, len_, tag);
             char hex[kTagBytes * 2 + 1];
             toHex(tag, kTagBytes, hex);
             str(" #");
@@ -284,26 +284,35 @@ Drop parse(const char* line, size_t len, Message& m) {
     return Drop::None;
 }
 
-void computeTag(const uint8_t key[kKeyBytes], const char* body, size_t len,
+void computeTag(const uint8_t key[kKeyBytes], const Sender& sender, const char* body, size_t len,
                 uint8_t tag[kTagBytes]) {
     HmacSha256 mac(key, kKeyBytes);
+    const char* role = roleName(sender.role);
+    mac.update((const uint8_t*)role, strlen(role));
+    if (sender.session != nullptr) {
+        mac.update((const uint8_t*)" ", 1);
+        mac.update((const uint8_t*)sender.session, strlen(sender.session));
+    }
+    mac.update((const uint8_t*)"\n", 1);
     mac.update((const uint8_t*)body, len);
     uint8_t full[kSha256Bytes];
     mac.finish(full);
     memcpy(tag, full, kTagBytes);
 }
 
-bool verify(const char* line, const Message& m, const uint8_t key[kKeyBytes]) {
+bool verify(const char* line, const Message& m, const uint8_t key[kKeyBytes],
+            const Sender& sender) {
     if (!m.hasTag) return false;
     uint8_t expected[kTagBytes];
-    computeTag(key, line, m.bodyLen, expected);
+    computeTag(key, sender, line, m.bodyLen, expected);
     return equalConstantTime(expected, m.tag, kTagBytes);
 }
 
-Drop check(const char* line, size_t len, const uint8_t key[kKeyBytes], Message& m) {
+Drop check(const char* line, size_t len, const uint8_t key[kKeyBytes], const Sender& sender,
+           Message& m) {
     Drop d = parse(line, len, m);
     if (d != Drop::None) return d;
-    if (m.hasTag && !verify(line, m, key)) return Drop::Tag;
+    if (m.hasTag && !verify(line, m, key, sender)) return Drop::Tag;
     return Drop::None;
 }
 
@@ -312,7 +321,7 @@ size_t encodeEvent(char* buf, size_t cap, const Event& e, const uint8_t key[kKey
         return 0;
     }
     Writer w(buf, cap);
-    w.str("Z1 EVT ");
+    w.str("Z2 EVT ");
     w.u64(e.seq);
     w.chr(' ');
     w.str(kindName(e.kind));
@@ -324,7 +333,7 @@ size_t encodeEvent(char* buf, size_t cap, const Event& e, const uint8_t key[kKey
     w.u64(e.score);
     w.chr(' ');
     w.u64(e.ts);
-    return w.finish(key);
+    return w.finish(key, fromApp());
 }
 
 size_t encodeCommand(char* buf, size_t cap, const Command& c, const uint8_t key[kKeyBytes]) {
@@ -332,7 +341,7 @@ size_t encodeCommand(char* buf, size_t cap, const Command& c, const uint8_t key[
     char check[kMaxId + 1];
     if (c.seq == 0 || (int)c.cmd > 3 || !parseIdent(node, kMaxId, false, check)) return 0;
     Writer w(buf, cap);
-    w.str("Z1 CMD ");
+    w.str("Z2 CMD ");
     w.u64(c.seq);
     w.chr(' ');
     w.str(c.node);
@@ -340,25 +349,32 @@ size_t encodeCommand(char* buf, size_t cap, const Command& c, const uint8_t key[
     w.str(cmdName(c.cmd));
     w.chr(' ');
     w.u64(c.track);
-    return w.finish(key);
+    return w.finish(key, fromNode());
 }
 
-size_t encodeAck(char* buf, size_t cap, uint32_t seq, const uint8_t key[kKeyBytes]) {
+size_t encodeAck(char* buf, size_t cap, uint32_t seq, const uint8_t key[kKeyBytes],
+                 const char* appNonce) {
+    if (appNonce == nullptr || strlen(appNonce) != kNonceHex) return 0;
     Writer w(buf, cap);
-    w.str("Z1 ACK ");
+    w.str("Z2 ACK ");
     w.u64(seq);
-    return w.finish(key);
+    return w.finish(key, fromGateway(appNonce));
 }
 
-size_t encodeHeartbeat(char* buf, size_t cap, const Heartbeat& h, const uint8_t key[kKeyBytes]) {
+size_t encodeHeartbeat(char* buf, size_t cap, const Heartbeat& h, const uint8_t key[kKeyBytes],
+                       const Sender& sender) {
+    if (sender.role == Role::Gateway &&
+        (sender.session == nullptr || strlen(sender.session) != kNonceHex)) {
+        return 0;
+    }
     Writer w(buf, cap);
-    w.str("Z1 HB ");
+    w.str("Z2 HB ");
     w.u64(h.uptime);
     w.chr(' ');
     w.u64(h.nodes);
     w.chr(' ');
     w.u64(h.dropped);
-    return w.finish(key);
+    return w.finish(key, sender);
 }
 
 size_t encodeHello(char* buf, size_t cap, const Hello& h, const uint8_t* key) {
@@ -377,7 +393,7 @@ size_t encodeHello(char* buf, size_t cap, const Hello& h, const uint8_t* key) {
         if (!parseNonce(peer, scratch)) return 0;
     }
     Writer w(buf, cap);
-    w.str("Z1 HELLO ");
+    w.str("Z2 HELLO ");
     w.str(roleName(h.role));
     w.chr(' ');
     w.str(h.id);
@@ -389,7 +405,8 @@ size_t encodeHello(char* buf, size_t cap, const Hello& h, const uint8_t* key) {
     w.str(opening ? "-" : h.peer);
     w.chr(' ');
     w.u64(h.last);
-    return w.finish(opening ? nullptr : key);
+    Sender sender = {h.role, h.role == Role::Gateway ? h.peer : nullptr};
+    return w.finish(opening ? nullptr : key, sender);
 }
 
 void Counters::clear() {

@@ -1,4 +1,4 @@
-// The zeke line protocol, version 1 (see firmware/PROTOCOL.md): parse, check, encode, frame.
+// The zeke line protocol, version 2 (see firmware/PROTOCOL.md): parse, check, encode, frame.
 //
 // Portable C++11 for MCUs: no heap, no exceptions, no RTTI, no stdio. Every entry point takes
 // caller-owned fixed buffers. A line that breaks a rule is reported as a Drop reason, which the
@@ -10,7 +10,7 @@
 
 namespace zeke {
 
-constexpr int kProtocolVersion = 1;
+constexpr int kProtocolVersion = 2;
 constexpr size_t kMaxLine = 127;  // bytes, not counting CR/LF
 constexpr size_t kLineBuffer = kMaxLine + 2;  // room for "\n" and a NUL
 constexpr size_t kTagBytes = 8;
@@ -100,25 +100,42 @@ struct Message {
     size_t bodyLen;  // the tag covers line[0, bodyLen)
 };
 
+// Who made a tag (PROTOCOL.md, "Tags"). A receiver names the sender it expects, never the
+// line's own claim, so one role's line never passes as another's. A gateway's lines to an
+// appliance are bound to the nonce that appliance opened its session with.
+struct Sender {
+    Role role;
+    const char* session;  // kNonceHex hex digits for Role::Gateway, else nullptr
+};
+inline Sender fromApp() { return Sender{Role::App, nullptr}; }
+inline Sender fromNode() { return Sender{Role::Node, nullptr}; }
+inline Sender fromGateway(const char* appNonce) { return Sender{Role::Gateway, appNonce}; }
+
 // Parse one line without its LF (a CR before the LF already stripped by the Framer).
 Drop parse(const char* line, size_t len, Message& out);
 
-// True if the message carries a tag made with key over the line it was parsed from.
-bool verify(const char* line, const Message& msg, const uint8_t key[kKeyBytes]);
+// True if sender tagged the message with key over the line it was parsed from.
+bool verify(const char* line, const Message& msg, const uint8_t key[kKeyBytes],
+            const Sender& sender);
 
 // parse, then verify the tag if there is one: the full acceptance test.
-Drop check(const char* line, size_t len, const uint8_t key[kKeyBytes], Message& out);
+Drop check(const char* line, size_t len, const uint8_t key[kKeyBytes], const Sender& sender,
+           Message& out);
 
-// Tag bytes for body (the line before " #").
-void computeTag(const uint8_t key[kKeyBytes], const char* body, size_t len,
+// Tag bytes for body (the line before " #") made by sender.
+void computeTag(const uint8_t key[kKeyBytes], const Sender& sender, const char* body, size_t len,
                 uint8_t tag[kTagBytes]);
 
 // Encoders write a complete line including "\n" and a NUL terminator; they return the length
-// without the NUL, or 0 if cap is too small or a field is out of range. Tagged where required.
+// without the NUL, or 0 if cap is too small or a field is out of range. Tagged where required:
+// events as the appliance's, commands as a node's, acks as a gateway's to the session opened
+// with appNonce, heartbeats as sender's, hellos as their role's (a gateway's bound to h.peer).
 size_t encodeEvent(char* buf, size_t cap, const Event& e, const uint8_t key[kKeyBytes]);
 size_t encodeCommand(char* buf, size_t cap, const Command& c, const uint8_t key[kKeyBytes]);
-size_t encodeAck(char* buf, size_t cap, uint32_t seq, const uint8_t key[kKeyBytes]);
-size_t encodeHeartbeat(char* buf, size_t cap, const Heartbeat& h, const uint8_t key[kKeyBytes]);
+size_t encodeAck(char* buf, size_t cap, uint32_t seq, const uint8_t key[kKeyBytes],
+                 const char* appNonce);
+size_t encodeHeartbeat(char* buf, size_t cap, const Heartbeat& h, const uint8_t key[kKeyBytes],
+                       const Sender& sender);
 // key may be null only for an opening hello (empty peer).
 size_t encodeHello(char* buf, size_t cap, const Hello& h, const uint8_t* key);
 

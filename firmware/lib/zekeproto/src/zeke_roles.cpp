@@ -40,7 +40,8 @@ Action NodeLink::onLine(const char* line, size_t len, bool trusted, char* reply,
                         size_t& replyLen) {
     replyLen = 0;
     Message m;
-    Drop d = hasKey_ ? check(line, len, key_, m) : parse(line, len, m);
+    // The tagged lines a node takes are the appliance's events, relayed verbatim.
+    Drop d = hasKey_ ? check(line, len, key_, fromApp(), m) : parse(line, len, m);
     if (d == Drop::None && !hasKey_ && m.hasTag) d = Drop::Tag;  // cannot verify: not ours
     if (d == Drop::None && m.type == Type::Key && !trusted) d = Drop::Tag;
     if (d != Drop::None) {
@@ -108,17 +109,20 @@ size_t NodeLink::heartbeat(uint32_t uptime, char* out, size_t cap) {
     h.uptime = uptime;
     h.nodes = 1;
     h.dropped = counters.totalDropped();
-    return encodeHeartbeat(out, cap, h, key_);
+    return encodeHeartbeat(out, cap, h, key_, fromNode());
 }
 
 // --- GatewayCore -------------------------------------------------------------------------------
 
 GatewayCore::GatewayCore(const char* id, const char* fw, RandomFn random)
-    : random_(random), hasKey_(false), state_(State::Idle), lastSeq_(0) {
+    : random_(random), hasKey_(false), state_(State::Idle), nextIssued_(0), lastSeq_(0) {
     copyBounded(id_, id, sizeof(id_));
     copyBounded(fw_, fw, sizeof(fw_));
     memset(key_, 0, sizeof(key_));
     nonce_[0] = 0;
+    appNonce_[0] = 0;
+    appId_[0] = 0;
+    for (size_t i = 0; i < kIssuedNonces; ++i) issued_[i][0] = 0;
     for (size_t i = 0; i < kMaxNodes; ++i) nodes_[i][0] = 0;
     memset(seenMs_, 0, sizeof(seenMs_));
     counters.clear();
@@ -129,36 +133,61 @@ void GatewayCore::setKey(const uint8_t key[kKeyBytes]) {
     hasKey_ = true;
 }
 
+bool GatewayCore::issued(const char* nonce) const {
+    for (size_t i = 0; i < kIssuedNonces; ++i) {
+        if (issued_[i][0] != 0 && strcmp(issued_[i], nonce) == 0) return true;
+    }
+    return false;
+}
+
 Action GatewayCore::onApplianceLine(const char* line, size_t len, char* reply, size_t cap,
                                     size_t& replyLen) {
     replyLen = 0;
     Message m;
-    Drop d = hasKey_ ? check(line, len, key_, m) : parse(line, len, m);
+    // Everything on this connection must be the appliance's own: a gateway's tagged answer
+    // (ours, reflected) never verifies as the appliance's.
+    Drop d = hasKey_ ? check(line, len, key_, fromApp(), m) : parse(line, len, m);
     if (d == Drop::None && !hasKey_ && m.hasTag) d = Drop::Tag;
-    // Only a handshake is taken before the appliance has proven the key.
+    // Only a handshake is taken before the appliance has proven the key, and only once.
     if (d == Drop::None && state_ != State::Authenticated && m.type != Type::Hello) d = Drop::Tag;
+    if (d == Drop::None && state_ == State::Authenticated && m.type == Type::Hello) d = Drop::Tag;
     if (d == Drop::None && m.type == Type::Key) d = Drop::Tag;  // never over the network
     if (d != Drop::None) {
         counters.drop(d);
         return Action::None;
     }
     if (m.type == Type::Hello) {
-        counters.ok++;
-        if (m.hello.role != Role::App || !hasKey_) return Action::None;
+        if (m.hello.role != Role::App || !hasKey_) {
+            counters.drop(Drop::Tag);
+            return Action::None;
+        }
         if (m.hello.peer[0] == 0) {  // opening: answer with our proof and a fresh nonce
+            if (issued(m.hello.nonce)) {  // our own challenge offered back as theirs
+                counters.drop(Drop::Tag);
+                state_ = State::Idle;
+                return Action::None;
+            }
+            counters.ok++;
             Hello h;
             h.role = Role::Gateway;
             copyBounded(h.id, id_, sizeof(h.id));
             copyBounded(h.fw, fw_, sizeof(h.fw));
             newNonce(random_, nonce_);
+            copyBounded(issued_[nextIssued_], nonce_, sizeof(issued_[0]));
+            nextIssued_ = (nextIssued_ + 1) % kIssuedNonces;
             memcpy(h.nonce, nonce_, sizeof(h.nonce));
             memcpy(h.peer, m.hello.nonce, sizeof(h.peer));
+            memcpy(appNonce_, m.hello.nonce, sizeof(appNonce_));
+            copyBounded(appId_, m.hello.id, sizeof(appId_));
             h.last = lastSeq_;
             state_ = State::Challenged;
             replyLen = encodeHello(reply, cap, h, key_);
             return replyLen ? Action::Reply : Action::None;
         }
-        if (state_ == State::Challenged && strcmp(m.hello.peer, nonce_) == 0) {
+        // The proof: the challenged appliance's, for its nonce and ours.
+        if (state_ == State::Challenged && strcmp(m.hello.peer, nonce_) == 0 &&
+            strcmp(m.hello.nonce, appNonce_) == 0 && strcmp(m.hello.id, appId_) == 0) {
+            counters.ok++;
             state_ = State::Authenticated;
         } else {
             counters.drop(Drop::Tag);  // a replayed or stray proof
@@ -168,12 +197,12 @@ Action GatewayCore::onApplianceLine(const char* line, size_t len, char* reply, s
     if (m.type == Type::Event) {
         if (m.event.seq <= lastSeq_) {
             counters.drop(Drop::Duplicate);
-            replyLen = encodeAck(reply, cap, lastSeq_, key_);
+            replyLen = encodeAck(reply, cap, lastSeq_, key_, appNonce_);
             return replyLen ? Action::Reply : Action::None;
         }
         counters.ok++;
         lastSeq_ = m.event.seq;
-        replyLen = encodeAck(reply, cap, lastSeq_, key_);
+        replyLen = encodeAck(reply, cap, lastSeq_, key_, appNonce_);
         return Action::Forward;
     }
     counters.ok++;
@@ -182,7 +211,7 @@ Action GatewayCore::onApplianceLine(const char* line, size_t len, char* reply, s
 
 Action GatewayCore::onNodeLine(const char* line, size_t len, uint32_t nowMs) {
     Message m;
-    Drop d = hasKey_ ? check(line, len, key_, m) : parse(line, len, m);
+    Drop d = hasKey_ ? check(line, len, key_, fromNode(), m) : parse(line, len, m);
     if (d == Drop::None && !m.hasTag) d = Drop::Tag;  // nodes speak only tagged lines here
     if (d != Drop::None) {
         counters.drop(d);
@@ -222,12 +251,12 @@ size_t GatewayCore::nodeCount(uint32_t nowMs) const {
 }
 
 size_t GatewayCore::heartbeat(uint32_t uptime, uint32_t nowMs, char* out, size_t cap) {
-    if (!hasKey_) return 0;
+    if (!hasKey_ || state_ != State::Authenticated) return 0;  // bound to a proven session
     Heartbeat h;
     h.uptime = uptime;
     h.nodes = (uint16_t)nodeCount(nowMs);
     h.dropped = counters.totalDropped();
-    return encodeHeartbeat(out, cap, h, key_);
+    return encodeHeartbeat(out, cap, h, key_, fromGateway(appNonce_));
 }
 
 }  // namespace zeke

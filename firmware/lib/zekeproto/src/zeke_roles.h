@@ -58,13 +58,19 @@ class GatewayCore {
 public:
     static constexpr size_t kMaxNodes = 16;
     static constexpr uint32_t kNodeTimeoutMs = 30000;
+    // Nonces issued lately: none of them is ever taken as an appliance's nonce (reflection).
+    static constexpr size_t kIssuedNonces = 8;
 
     GatewayCore(const char* id, const char* fw, RandomFn random);
     void setKey(const uint8_t key[kKeyBytes]);
     bool hasKey() const { return hasKey_; }
 
-    // A new appliance connection: the session starts unauthenticated.
-    void applianceConnected() { state_ = State::Idle; }
+    // A new appliance connection: the session starts unauthenticated. The caller keeps at most
+    // one connection in the handshake at a time and never drops a proven one for it.
+    void applianceConnected() {
+        state_ = State::Idle;
+        appNonce_[0] = 0;
+    }
     bool authenticated() const { return state_ == State::Authenticated; }
     Action onApplianceLine(const char* line, size_t len, char* reply, size_t cap,
                            size_t& replyLen);
@@ -80,6 +86,7 @@ public:
 private:
     enum class State : uint8_t { Idle, Challenged, Authenticated };
     void noteNode(const char* id, uint32_t nowMs);
+    bool issued(const char* nonce) const;
 
     char id_[kMaxId + 1];
     char fw_[kMaxFw + 1];
@@ -87,7 +94,11 @@ private:
     uint8_t key_[kKeyBytes];
     bool hasKey_;
     State state_;
-    char nonce_[kNonceHex + 1];
+    char nonce_[kNonceHex + 1];     // the challenge of this session
+    char appNonce_[kNonceHex + 1];  // the appliance's nonce: binds our lines to this session
+    char appId_[kMaxId + 1];
+    char issued_[kIssuedNonces][kNonceHex + 1];
+    size_t nextIssued_;
     uint32_t lastSeq_;
     char nodes_[kMaxNodes][kMaxId + 1];
     uint32_t seenMs_[kMaxNodes];
