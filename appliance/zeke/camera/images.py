@@ -17,6 +17,7 @@ from zeke.camera.pacing import Pacer
 from zeke.camera.uri import IMAGE_SUFFIXES
 from zeke.camera.video import check_readable_file
 from zeke.errors import InputError
+from zeke.vision.imageio import read_image as load_image
 
 
 def _natural_key(path: Path) -> list:
@@ -34,17 +35,15 @@ def list_images(directory: Path) -> list[Path]:
 
 
 def read_image(path: Path):
-    """Decode one image as HxWx3 BGR (EXIF rotation applied), or ``None`` if it cannot be read."""
-    import cv2
-    import numpy as np
+    """Decode one image as HxWx3 BGR (EXIF rotation applied), or ``None`` if it cannot be used.
 
+    The same checks as ``zeke detect`` (regular file, size from the header, pixel limit), so a
+    decompression bomb dropped into a watched folder is skipped, never decoded.
+    """
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
+        return load_image(path)
+    except InputError:
         return None
-    if data.size == 0:
-        return None
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)
 
 
 class ImageSource(Source):
@@ -84,11 +83,13 @@ class ImageSource(Source):
     def _open(self) -> None:
         if self.kind == "image":
             check_readable_file(self.path, "image")
-            if read_image(self.path) is None:
+            try:  # the reason too: corrupt, a bomb, too small
+                load_image(self.path)
+            except InputError as err:
                 raise InputError(
-                    f"cannot decode {self.path} as an image",
-                    hint="use a JPEG, PNG, BMP, WebP or TIFF file",
-                )
+                    f"cannot decode {err.message}",
+                    hint=err.hint or "use a JPEG, PNG, BMP, WebP or TIFF file",
+                ) from None
         elif not self.path.exists():
             raise InputError(f"no such directory: {self.path}")
         self._queue = self._scan()

@@ -9,6 +9,7 @@ A file that stops decoding before its last frame (cut off, replaced) raises ``So
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,30 @@ def fourcc_text(code: float) -> str:
 
 
 def check_readable_file(path: Path, what: str) -> None:
-    """Raise an ``InputError`` that says why ``path`` cannot be read, if it cannot."""
-    if not path.exists():
+    """Raise an ``InputError`` that says why ``path`` cannot be read, if it cannot.
+
+    Only a regular file passes: the decoders would block for ever on a FIFO and never finish
+    a device such as ``/dev/zero``, so those are refused before anything opens them.
+    """
+    from zeke.inputs import kind_of, shown
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
         raise InputError(
-            f"no such {what}: {path}", hint="check the path (zeke setup lists cameras)"
+            f"no such {what}: {shown(path)}", hint="check the path (zeke setup lists cameras)"
+        ) from None
+    except OSError as err:
+        raise InputError(f"cannot open {shown(path)[:200]}: {err.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{shown(path)} is a directory, not a {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(
+            f"{shown(path)} is {kind_of(info.st_mode)}, not a regular file; refusing to read it",
+            hint=f"point the camera at a {what} saved on disk",
         )
-    if path.is_dir():
-        raise InputError(f"{path} is a directory, not a {what}")
     if not os.access(path, os.R_OK):
-        raise InputError(f"no permission to read {path}", hint=f"chmod a+r {path}")
+        raise InputError(f"no permission to read {shown(path)}", hint=f"chmod a+r {path}")
 
 
 class VideoFileSource(Source):

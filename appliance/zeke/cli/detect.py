@@ -28,11 +28,15 @@ DETECT_HELP = "Find faces and their emotions in photos (the bundled sample photo
 
 
 def _print_human(console, source: str, result, decode_ms: float, info: dict) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
+    from zeke.inputs import shown
+
     total = decode_ms + sum(result.timings_ms.values())
+    name = escape(shown(source))  # a file name is the user's text, never markup
     console.print(
-        f"[bold]{source}[/]  [dim]{result.width}x{result.height} · {len(result.faces)} face(s) · "
+        f"[bold]{name}[/]  [dim]{result.width}x{result.height} · {len(result.faces)} face(s) · "
         f"{info['detector']} on {info['detect_backend']} · {total:.1f} ms[/]"
     )
     if not result.faces:
@@ -67,6 +71,7 @@ def detect(
     models_dir: Path = typer.Option(None, "--models-dir", help="Use the models in this directory."),
 ) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     from zeke.resources import sample_photos
     from zeke.vision.imageio import read_image
@@ -90,7 +95,7 @@ def detect(
     )
     info = pipeline.backend_info
     if not json_lines and info["reason"]:
-        err_console.print(f"[dim]backend: {info['backend']} ({info['reason']})[/]")
+        err_console.print(f"[dim]backend: {info['backend']} ({escape(str(info['reason']))})[/]")
     failed = 0
     for path in paths:
         source = str(path)
@@ -102,7 +107,9 @@ def detect(
             if json_lines:
                 print(json.dumps({"source": source, "error": err.message}), flush=True)
             else:
-                err_console.print(f"[bold red]error:[/] {err.message}")
+                err_console.print(f"[bold red]error:[/] {escape(err.message)}")
+                if err.hint:
+                    err_console.print(f"[dim]hint:[/] {escape(err.hint)}")
             continue
         decode_ms = (time.perf_counter() - t0) * 1e3
         result = pipeline.process(image)
