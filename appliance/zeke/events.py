@@ -153,9 +153,10 @@ class EventServer:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
+            why = "a file is in the way" if isinstance(err, FileExistsError) else err.strerror
             raise SocketUnavailable(
                 f"event socket {_shown(path)}: cannot create its directory {_shown(path.parent)} "
-                f"({err.strerror or err})",
+                f"({why or err})",
                 hint="choose a directory you can write to with --events-socket PATH",
             ) from None
         with _claim_lock(path.parent):
@@ -179,6 +180,7 @@ class EventServer:
                     hint="choose a shorter path in a directory you can write to "
                     "(--events-socket PATH)",
                 ) from None
+        sock.settimeout(TICK_S)  # the accept loop wakes now and then to reap and end episodes
         self._sock = sock
         self._thread = threading.Thread(target=self._accept_loop, name="zeke-events", daemon=True)
         self._thread.start()
@@ -188,7 +190,6 @@ class EventServer:
 
     def _accept_loop(self) -> None:
         assert self._sock is not None
-        self._sock.settimeout(TICK_S)  # wake now and then to reap readers and end an episode
         delay = 0.0
         while not self._closing:
             try:
@@ -374,8 +375,8 @@ def _clear_stale(path: Path) -> None:
     if owner is not None:
         raise SocketPathTaken(
             f"event socket {_shown(path)} is already served by {owner}",
-            hint=f"stop that process first, or give this pipeline its own path: {elsewhere} "
-            "(or --no-events-socket)",
+            hint="stop that process first, or give this pipeline its own path "
+            "(--events-socket PATH or [events] socket), or run it with --no-events-socket",
         )
     _remove_if_ours(path, (st.st_dev, st.st_ino))
 

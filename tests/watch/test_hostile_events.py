@@ -296,16 +296,20 @@ def _named(err: ZekeError, path: Path, *, live: bool) -> bool:
 
 
 def _check_serves(server: EventServer, tally: Tally, label: str) -> None:
+    """A reader connecting now receives what is published (published until it arrives)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as reader:
         reader.settimeout(5)
         reader.connect(str(server.path))
-        deadline = time.monotonic() + 5
-        while server.reader_count < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        server.publish(_event(1))
-        line = reader.makefile("rb").readline()
-        if EmotionEvent.from_json(line).seq != 1:
-            tally.fail(f"{label}: the taken-over socket does not serve")
+        reader.settimeout(0.05)
+        received = b""
+        deadline = time.monotonic() + 10
+        while b"\n" not in received and time.monotonic() < deadline:
+            server.publish(_event(1))
+            with contextlib.suppress(TimeoutError):
+                received += reader.recv(65536)
+        line = received.split(b"\n", 1)[0]
+        if not line or EmotionEvent.from_json(line).seq != 1:
+            tally.fail(f"{label}: the socket does not serve")
 
 
 def test_paths_that_cannot_be_a_socket_are_named_errors(tmp_path: Path) -> None:
@@ -359,6 +363,45 @@ def test_an_exiting_server_leaves_a_file_put_in_its_place(tmp_path: Path) -> Non
     path.write_bytes(b"a user's file")
     server.close()
     assert path.read_bytes() == b"a user's file"
+
+
+def _race(gate, server: EventServer, outcomes: list, i: int) -> None:  # type: ignore[no-untyped-def]
+    gate.wait()
+    try:
+        server.start()
+    except BaseException as err:
+        outcomes[i] = err
+
+
+def test_servers_racing_for_one_path_leave_exactly_one_serving(tmp_path: Path) -> None:
+    """Many servers started at once on one path (stale or free): one wins, the rest refuse."""
+    import threading
+
+    for round_ in range(30):
+        path = tmp_path / f"r{round_}.sock"
+        if round_ % 2:
+            _stale_socket(path)
+        servers = [EventServer(path) for _ in range(6)]
+        outcomes: list[BaseException | None] = [None] * len(servers)
+        gate = threading.Barrier(len(servers))
+        threads = [
+            threading.Thread(target=_race, args=(gate, server, outcomes, i))
+            for i, server in enumerate(servers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        won = [servers[i] for i, err in enumerate(outcomes) if err is None]
+        lost = [err for err in outcomes if err is not None]
+        assert len(won) == 1, outcomes
+        assert all(isinstance(err, ZekeError) and f"pid {os.getpid()}" in str(err) for err in lost)
+        tally = Tally()
+        _check_serves(won[0], tally, f"round {round_}")
+        assert not tally.failures
+        for server in servers:
+            server.close()  # the losers must not remove the winner's socket before it closes
+        assert not path.exists()
 
 
 # -- end to end: real `zeke watch` children --------------------------------------------------
@@ -511,6 +554,34 @@ def test_a_second_pipeline_on_the_path_refuses_and_the_first_keeps_serving(tmp_p
         assert _receives_event(path), "the first pipeline no longer serves"
     assert first.returncode == 0, first.stderr
     assert not path.exists()
+
+
+def test_pipelines_started_together_leave_one_serving(tmp_path: Path) -> None:
+    path = tmp_path / "e.sock"
+    children = [
+        _Child.start(
+            ["watch", "--demo", "--json", "--duration", "30", "--events-socket", str(path)]
+        )
+        for _ in range(4)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while sum(c.proc.poll() is None for c in children) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        running = [c for c in children if c.proc.poll() is None]
+        assert len(running) == 1, [c.stderr for c in children]
+        for child in children:
+            if child is not running[0]:
+                assert child.proc.returncode not in (0, None), child.stderr
+                assert "Traceback" not in child.stderr and "error:" in child.stderr, child.stderr
+                assert f"pid {running[0].proc.pid}" in child.stderr, child.stderr
+        assert _receives_event(path)
+        running[0].stop()
+        assert running[0].returncode == 0, running[0].stderr
+        assert not path.exists()
+    finally:
+        for child in children:
+            child.stop()
 
 
 def test_a_live_socket_of_another_program_is_refused_by_name(tmp_path: Path) -> None:
