@@ -71,11 +71,13 @@ def open_regular(
     max_bytes: int,
     error: type[ZekeError] = InputError,
     hint: str | None = None,
+    missing: str = "{}: no such file",
 ) -> tuple[int, os.stat_result]:
     """Open ``path`` read-only as a regular file of at most ``max_bytes``; (fd, fstat).
 
-    ``what`` names the expected file ("image", "firmware file", "bundle") in the messages.
-    The caller owns the descriptor.
+    ``what`` names the expected file ("image", "firmware file", "bundle") in the messages;
+    ``missing`` is the message for a path that does not exist (``{}`` is the path). The
+    caller owns the descriptor.
     """
     name = shown(path)
     raw = os.fsencode(path)
@@ -85,14 +87,14 @@ def open_regular(
     try:
         info = os.stat(raw)
     except OSError as err:
-        raise _stat_error(path, name, what, err, error) from None
+        raise _stat_error(path, name, what, err, error, missing) from None
     if not stat.S_ISREG(info.st_mode):
         raise _not_regular(name, what, info.st_mode, error, hint)
     _check_size(name, what, info.st_size, max_bytes, error)
     try:
         fd = os.open(raw, _OPEN_FLAGS)
     except OSError as err:
-        raise _stat_error(path, name, what, err, error) from None
+        raise _stat_error(path, name, what, err, error, missing) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):  # swapped since the check above
@@ -112,9 +114,10 @@ def read_regular(
     max_bytes: int,
     error: type[ZekeError] = InputError,
     hint: str | None = None,
+    missing: str = "{}: no such file",
 ) -> bytes:
     """The whole content of a regular file of at most ``max_bytes`` (see ``open_regular``)."""
-    fd, _ = open_regular(path, what, max_bytes=max_bytes, error=error, hint=hint)
+    fd, _ = open_regular(path, what, max_bytes=max_bytes, error=error, hint=hint, missing=missing)
     try:
         chunks, total = [], 0
         while True:
@@ -153,7 +156,12 @@ def _not_regular(
 
 
 def _stat_error(
-    path: str | os.PathLike, name: str, what: str, err: OSError, error: type[ZekeError]
+    path: str | os.PathLike,
+    name: str,
+    what: str,
+    err: OSError,
+    error: type[ZekeError],
+    missing: str,
 ) -> ZekeError:
     if err.errno == errno.ENOENT:
         if os.path.islink(path):
@@ -162,7 +170,7 @@ def _stat_error(
                 f"{name}: is a symbolic link to {target}, which does not exist",
                 hint="fix or remove the link",
             )
-        return error(f"{name}: no such file", hint="check the path")
+        return error(missing.format(name), hint="check the path")
     if err.errno in (errno.EACCES, errno.EPERM):
         return error(f"{name}: permission denied", hint="check the file's permissions")
     if err.errno == errno.ELOOP:

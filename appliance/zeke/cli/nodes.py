@@ -57,6 +57,15 @@ def _console():
     return Console(highlight=False)
 
 
+def _text(value) -> str:
+    """A file name or a device's answer as printable text, never rich markup."""
+    from rich.markup import escape
+
+    from zeke.inputs import shown
+
+    return escape(shown(str(value)))
+
+
 def _probe(port) -> dict:
     from zeke.particle.console import ListeningConsole
     from zeke.particle.errors import ParticleError
@@ -110,16 +119,18 @@ def nodes(
         for column in ("port", "platform", "device id", "mode", "Device OS"):
             table.add_column(column)
         for entry in entries:
-            table.add_row(
-                entry["port"],
-                entry["platform"] or "?",
-                entry["device_id"] or "?",
-                entry["mode"] if not entry["error"] else f"[red]{entry['error']}[/]",
-                entry["device_os"] or "-",
+            table.add_row(  # what a device reports is its text, never markup
+                _text(entry["port"]),
+                _text(entry["platform"] or "?"),
+                _text(entry["device_id"] or "?"),
+                _text(entry["mode"]) if not entry["error"] else f"[red]{_text(entry['error'])}[/]",
+                _text(entry["device_os"] or "-"),
             )
         console.print(table)
     for path in unknown:
-        console.print(f"[dim]unidentified serial port {path}: pass it with --port if it is one[/]")
+        console.print(
+            f"[dim]unidentified serial port {_text(path)}: pass it with --port if it is one[/]"
+        )
 
 
 @nodes_app.command("info")
@@ -172,11 +183,11 @@ def info(
     from zeke.particle.platforms import MODULE_FUNCTIONS
 
     out = _console()
-    out.print(f"[bold]{port}[/]  {platform.title if platform else 'unknown platform'}")
-    out.print(f"Device OS {version} · device id {ident.device_id or '?'}")
+    out.print(f"[bold]{_text(port)}[/]  {platform.title if platform else 'unknown platform'}")
+    out.print(f"Device OS {_text(version)} · device id {_text(ident.device_id or '?')}")
     for key in ("serial_number", "imei", "iccid"):
         if doc[key]:
-            out.print(f"{key.replace('_', ' ')}: {doc[key]}")
+            out.print(f"{key.replace('_', ' ')}: {_text(doc[key])}")
     if doc["modules"]:
         by_char = {char: name for name, char in MODULE_FUNCTIONS.values()}
         table = Table()
@@ -185,14 +196,16 @@ def info(
         for module in doc["modules"]:
             valid = "yes" if module.get("vc") == module.get("vv") else f"no ({module.get('vv')})"
             table.add_row(
-                by_char.get(module.get("f"), str(module.get("f"))),
-                str(module.get("n")),
-                str(module.get("v")),
-                {"m": "main", "b": "backup", "f": "factory", "t": "temp"}.get(
-                    module.get("l"), str(module.get("l"))
+                _text(by_char.get(module.get("f"), module.get("f"))),
+                _text(module.get("n")),
+                _text(module.get("v")),
+                _text(
+                    {"m": "main", "b": "backup", "f": "factory", "t": "temp"}.get(
+                        module.get("l"), module.get("l")
+                    )
                 ),
-                str(module.get("s")),
-                valid,
+                _text(module.get("s")),
+                _text(valid),
             )
         out.print(table)
 
@@ -269,7 +282,7 @@ def flash_node_command(
             dry_run=dry_run,
             confirm=confirm,
             on_progress=on_progress,
-            report=lambda text: out.print(f"[dim]{text}[/]"),
+            report=lambda text: out.print(f"[dim]{_text(text)}[/]"),
         )
     finally:
         progress.stop()
@@ -278,19 +291,23 @@ def flash_node_command(
         out.print(
             f"dry run: {image.name} ({image.size} bytes, {image.info.function_name}, "
             f"0x{image.info.start:05X}) is valid for the device on {before.port} "
-            f"(mode {before.mode}, Device OS {before.device_os or 'unknown'}); nothing was sent"
+            f"(mode {before.mode}, Device OS {before.device_os or 'unknown'}); nothing was sent",
+            markup=False,
         )
         return
     rate = result.throughput
     phases = " · ".join(f"{name} {seconds:.2f} s" for name, seconds in result.phases.items())
     out.print(
-        f"[green]flashed[/] {image.name}: {image.size} bytes in {result.data_blocks} blocks of "
-        f"{result.block_size}" + (f", {rate / 1024:.1f} KB/s" if rate else "")
+        f"[green]flashed[/] {_text(image.name)}: {image.size} bytes in {result.data_blocks} "
+        f"blocks of {result.block_size}" + (f", {rate / 1024:.1f} KB/s" if rate else "")
     )
     after = result.after
     if after is not None:
         version = after.device_os or "version not readable"
-        out.print(f"node {after.device_id or ''} back on {after.port} ({after.mode}, {version})")
+        out.print(
+            f"node {after.device_id or ''} back on {after.port} ({after.mode}, {version})",
+            markup=False,
+        )
     out.print(f"[dim]{phases}[/]")
 
 

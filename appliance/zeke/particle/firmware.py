@@ -35,6 +35,7 @@ BASE_SUFFIX_SIZE = 36  # reserved(2) + sha256(32) + suffix size(2)
 FULL_SUFFIX_SIZE = 40  # + product id(2) + product version(2)
 MIN_FILE_SIZE = PREFIX_SIZE + FULL_SUFFIX_SIZE + 4
 MAX_APP_SIZE = 256 * 1024
+MAX_FILE_BYTES = 16 * 1024 * 1024  # read at most this much; larger than any module file
 USER_FLAGS_ALLOWED = 0x10  # PREFIX_EXTENSIONS only; compressed/encrypted/combined are refused
 
 
@@ -132,17 +133,22 @@ def crc32_of(data: bytes) -> int:
 
 
 def load_firmware(path: str | Path) -> FirmwareImage:
-    """Read and validate a firmware file; raise ``FirmwareError`` with the fix on any fault."""
-    path = Path(path)
-    if path.is_dir():
-        raise FirmwareError(f"{path} is a directory, not a firmware file")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FirmwareError(f"firmware file {path} does not exist") from None
-    except OSError as err:
-        raise FirmwareError(f"cannot read firmware file {path}: {err.strerror}") from None
-    return parse_firmware(data, path.name)
+    """Read and validate a firmware file; raise ``FirmwareError`` with the fix on any fault.
+
+    Only a regular file of at most ``MAX_FILE_BYTES`` is read: a FIFO, a device or a huge
+    file is refused before its first byte (``zeke.inputs``).
+    """
+    from zeke.inputs import read_regular, shown
+
+    data = read_regular(
+        path,
+        "firmware file",
+        max_bytes=MAX_FILE_BYTES,
+        error=FirmwareError,
+        hint="pass the application's .bin file (particle compile <platform>)",
+        missing="firmware file {} does not exist",
+    )
+    return parse_firmware(data, shown(Path(path).name))
 
 
 def _find_prefix(data: bytes) -> tuple[ModuleInfo, int] | None:
