@@ -170,6 +170,9 @@ class EventServer:
                 sock.listen(8)  # before the lock is let go: a prober now sees it live
             except OSError as err:
                 sock.close()
+                if self._bound is not None:  # bound but not listening: leave nothing behind
+                    _remove_if_ours(path, self._bound)
+                    self._bound = None
                 if err.errno == errno.EADDRINUSE:
                     raise SocketPathTaken(
                         f"event socket path {_shown(path)} was taken by another process meanwhile",
