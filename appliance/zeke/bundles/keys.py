@@ -173,9 +173,10 @@ def _parse_signature(data: bytes) -> tuple[str, bytes]:
         raw = base64.b64decode(document["signature"], validate=True)
         if len(raw) != 64:
             raise ValueError("an Ed25519 signature is 64 bytes")
-    except (UnicodeDecodeError, ValueError, TypeError, binascii.Error) as err:
+    except (UnicodeDecodeError, ValueError, TypeError, RecursionError, binascii.Error) as err:
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
         raise BundleError(
-            f"{SIGNATURE_MEMBER} is malformed ({err})",
+            f"{SIGNATURE_MEMBER} is malformed ({reason.splitlines()[0] if reason else 'empty'})",
             hint="the bundle is corrupt; get it again from its publisher",
         ) from None
     return ident, raw

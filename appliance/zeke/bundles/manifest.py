@@ -164,9 +164,16 @@ def parse_manifest(data: bytes) -> BundleManifest:
     """Parse signed manifest bytes; a bad one is a bundle error, never a traceback."""
     try:
         document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        reason = (
+            "it is nested too deeply"
+            if isinstance(err, RecursionError)
+            else str(err)
+            if isinstance(err, (json.JSONDecodeError, UnicodeDecodeError))
+            else "it holds a number too long to read"  # past Python's 4,300 digits
+        )
         raise BundleError(
-            f"{MANIFEST_MEMBER} is not valid JSON: {err}",
+            f"{MANIFEST_MEMBER} is not valid JSON: {reason}",
             hint="re-pack the bundle with `zeke models pack`",
         ) from None
     if not isinstance(document, dict):

@@ -246,18 +246,22 @@ def verify_stream(
 
 
 def open_bundle(path: str | os.PathLike) -> BinaryIO:
-    path = Path(path)
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise BundleError(f"bundle {path} does not exist", hint="check the path") from None
-    except IsADirectoryError:
-        raise BundleError(
-            f"{path} is a directory, not a bundle file",
-            hint="make a bundle from a models directory with `zeke models pack DIR --key KEY`",
-        ) from None
-    except OSError as err:
-        raise BundleError(f"cannot read bundle {path}: {err.strerror}") from None
+    """Open a bundle file for verifying and unpacking: a regular file, or a named refusal.
+
+    A FIFO, a device or a socket is refused before it is opened for reading (it would block
+    or never end), and so is a file larger than any bundle may be.
+    """
+    from zeke.inputs import open_regular
+
+    fd, _ = open_regular(
+        path,
+        "bundle file",
+        max_bytes=MAX_BUNDLE_BYTES,
+        error=BundleError,
+        hint="pass a bundle made by `zeke models pack`",
+        missing="bundle {} does not exist",
+    )
+    return os.fdopen(fd, "rb")
 
 
 def verify_bundle(

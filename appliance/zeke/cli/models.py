@@ -67,6 +67,15 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+def _t(value) -> str:
+    """A path, a version or a reason as printable text, never rich markup."""
+    from rich.markup import escape
+
+    from zeke.inputs import shown
+
+    return escape(shown(str(value)))
+
+
 def _when(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else "-"
 
@@ -140,23 +149,23 @@ def list_bundles(
 
     console = _console()
     if listing["notice"]:
-        console.print(f"[bold yellow]{listing['notice']}[/]")
+        console.print(f"[bold yellow]{_t(listing['notice'])}[/]")
     if not listing["bundles"]:
         console.print(
-            f"no bundles installed in {listing['store']}; the factory models inside the zeke "
+            f"no bundles installed in {_t(listing['store'])}; the factory models inside the zeke "
             "package are in use"
         )
         return
-    table = Table(title=f"model bundles in {listing['store']}", title_justify="left")
+    table = Table(title=f"model bundles in {_t(listing['store'])}", title_justify="left")
     for column in ("version", "name", "state", "verified", "activated", "disk", "models"):
         table.add_column(column)
     for b in listing["bundles"]:
         state = "active" if b["active"] else "previous" if b["previous"] else b["status"]
-        verified = "[green]yes[/]" if b["verified"] else f"[red]no: {b['problem']}[/]"
+        verified = "[green]yes[/]" if b["verified"] else f"[red]no: {_t(b['problem'])}[/]"
         table.add_row(
-            b["version"],
-            b["name"],
-            f"[bold]{state}[/]" if b["active"] else state,
+            _t(b["version"]),
+            _t(b["name"]),
+            f"[bold]{_t(state)}[/]" if b["active"] else _t(state),
             verified,
             _when(b["activated_at"]),
             _megabytes(b["disk_bytes"]),
@@ -166,13 +175,13 @@ def list_bundles(
     if listing["probation"]:
         p = listing["probation"]
         console.print(
-            f"[dim]{p['version']} is on probation since {_when(p['since'])} "
+            f"[dim]{_t(p['version'])} is on probation since {_when(p['since'])} "
             f"({p['crashes']} crash(es) so far)[/]"
         )
     for failure in listing["failed"][-3:]:
         console.print(
-            f"[dim]failed: {failure['version']} ({failure['kind']}, {_when(failure['at'])}): "
-            f"{failure['reason']}[/]"
+            f"[dim]failed: {_t(failure['version'])} ({_t(failure['kind'])}, "
+            f"{_when(failure['at'])}): {_t(failure['reason'])}[/]"
         )
 
 
@@ -216,9 +225,10 @@ def verify(
         print(json.dumps(result))
         return
     _console().print(
-        f"[green]ok[/] {path}: bundle {manifest.name} {manifest.version}, signed by trusted key "
-        f"{key}, {len(manifest.files)} files ({_megabytes(manifest.payload_bytes)}) all match "
-        f"their sha256, needs zeke >= {manifest.min_zeke_version}"
+        f"[green]ok[/] {_t(path)}: bundle {_t(manifest.name)} {_t(manifest.version)}, signed by "
+        f"trusted key {key}, {len(manifest.files)} files "
+        f"({_megabytes(manifest.payload_bytes)}) all match their sha256, "
+        f"needs zeke >= {_t(manifest.min_zeke_version)}"
     )
 
 
@@ -290,19 +300,25 @@ def install(
         return
     console = _console()
     if not result.activated:
-        console.print(f"bundle {result.name} {result.version} is already active; nothing to do")
+        console.print(
+            f"bundle {result.name} {result.version} is already active; nothing to do",
+            markup=False,
+        )
         return
     console.print(
-        f"[green]installed[/] {result.name} {result.version} (key {result.key_id}) and made it "
-        f"active; previous: {result.previous or 'none (factory models)'}"
+        f"[green]installed[/] {_t(result.name)} {_t(result.version)} (key {result.key_id}) and "
+        f"made it active; previous: {_t(result.previous or 'none (factory models)')}"
     )
     if selftest:
         notes = f"; {'; '.join(selftest['notes'])}" if selftest["notes"] else ""
-        console.print(f"self-test: {selftest['passed']}/{selftest['checks']} checks passed{notes}")
+        console.print(
+            f"self-test: {selftest['passed']}/{selftest['checks']} checks passed{notes}",
+            markup=False,
+        )
     steps = " · ".join(f"{k} {v:.2f} s" for k, v in timings.items())
     console.print(f"[dim]{steps} · {_megabytes(result.disk_bytes)} on disk[/]")
     if result.removed:
-        console.print(f"[dim]removed old bundles: {', '.join(result.removed)}[/]")
+        console.print(f"[dim]removed old bundles: {_t(', '.join(result.removed))}[/]")
 
 
 @models_app.command("rollback")
@@ -318,8 +334,8 @@ def rollback(
         print(json.dumps(record.model_dump(mode="json")))
         return
     _console().print(
-        f"[green]rolled back[/] from {record.from_version} to {record.to_version}; "
-        f"{record.to_version} is active"
+        f"[green]rolled back[/] from {_t(record.from_version)} to {_t(record.to_version)}; "
+        f"{_t(record.to_version)} is active"
     )
 
 
@@ -335,7 +351,8 @@ def keygen(
     _console().print(
         f"wrote {pair.private_path} (keep it secret) and {pair.public_path}; key id "
         f"{pair.key_id}\ndevices trust it once {pair.public_path.name} is in "
-        "/etc/zeke/trusted-keys/"
+        "/etc/zeke/trusted-keys/",
+        markup=False,
     )
 
 
@@ -374,7 +391,8 @@ def pack(
     _console().print(
         f"packed {directory} into {result.path}: {result.manifest.name} "
         f"{result.manifest.version}, {len(result.manifest.files)} files, "
-        f"{_megabytes(result.size)}, signed by key {result.key_id}, sha256 {result.sha256}"
+        f"{_megabytes(result.size)}, signed by key {result.key_id}, sha256 {result.sha256}",
+        markup=False,
     )
 
 
@@ -402,7 +420,7 @@ def supervise(
         command,
         window=window,
         max_crashes=max_crashes,
-        notify=lambda line: err.print(f"[yellow]watchdog:[/] {line}"),
+        notify=lambda line: err.print(f"[yellow]watchdog:[/] {_t(line)}"),
     )
     raise typer.Exit(code)
 
@@ -436,11 +454,11 @@ def watchdog(
     if outcome.rolled_back is not None:
         record = outcome.rolled_back
         console.print(
-            f"[yellow]watchdog:[/] models rolled back automatically from {record.from_version} "
-            f"to {record.to_version}: {record.reason}"
+            f"[yellow]watchdog:[/] models rolled back automatically from "
+            f"{_t(record.from_version)} to {_t(record.to_version)}: {_t(record.reason)}"
         )
     elif outcome.rollback_error:
-        console.print(f"[red]watchdog:[/] automatic rollback failed: {outcome.rollback_error}")
+        console.print(f"[red]watchdog:[/] automatic rollback failed: {_t(outcome.rollback_error)}")
     elif outcome.crashed and outcome.on_probation:
         console.print(f"[yellow]watchdog:[/] crash {outcome.crashes} of {max_crashes} on probation")
 
