@@ -317,9 +317,11 @@ def run(
         on_command=on_command,
         sink=sink,
     )
+    from zeke.events import SocketUnavailable
+
     try:
         commands.start()
-    except OSError as err:
+    except (OSError, SocketUnavailable) as err:  # commands stay on stdout; a taken path stops us
         logging.getLogger(__name__).warning("commands socket unavailable: %s", err)
     if sink is not None:
         sink.start()

@@ -162,6 +162,10 @@ def _info_to_gateway(info: ServiceInfo) -> GatewayInfo:
     )
 
 
+#: How long a gateway listens for another holder of its name before advertising it.
+NAME_CHECK_MS = 1500
+
+
 class Advertiser:
     """Registers one gateway's service; ``update`` refreshes its TXT, ``close`` says goodbye."""
 
@@ -184,9 +188,18 @@ class Advertiser:
         )
 
     async def start(self, name: str, port: int, gateway_id: str, txt: dict[str, str]) -> None:
+        """Advertise, refusing a name another gateway holds (pairings are by name).
+
+        zeroconf's own probe misses a holder that answers late, so the name is looked up
+        first; the same gateway id (this gateway restarted) may take its name back.
+        """
         self._zc = open_zeroconf(self.interfaces)
         self._info = self._make_info(name, port, txt, gateway_id)
+        holder = AsyncServiceInfo(SERVICE_TYPE, instance_name(name))
         try:
+            taken = await holder.async_request(self._zc.zeroconf, NAME_CHECK_MS)
+            if taken and (holder.properties or {}).get(b"id") != gateway_id.encode():
+                raise NonUniqueNameException(name)
             await (await self._zc.async_register_service(self._info, allow_name_change=False))
         except NonUniqueNameException as err:
             await self._zc.async_close()

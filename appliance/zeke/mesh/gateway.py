@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import re
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zeke import __version__
-from zeke.errors import UsageError
+from zeke.errors import InputError, UsageError
 from zeke.mesh import protocol as p
 from zeke.mesh.auth import new_key, new_nonce
 from zeke.mesh.discovery import Advertiser, resolve_interfaces
@@ -122,7 +123,9 @@ class Gateway:
         self._active: Session | None = None
         self._unauthenticated: Counter[str] = Counter()
         self._issued: deque[str] = deque(maxlen=ISSUED_NONCES_KEPT)
-        self._server: asyncio.Server | None = None
+        self._listeners: list[socket.socket] = []
+        self._connections: set[asyncio.Future[None]] = set()
+        self.accept_pauses = 0
         self._stop = asyncio.Event()
         self._started = time.monotonic()
         self._advertised_nodes = -1
@@ -141,17 +144,28 @@ class Gateway:
         }
 
     async def run(self) -> None:
-        await self.mcu.start()
+        try:
+            await self.mcu.start()
+            ready = await self._wait_for_mcu()
+        except LinkClosed as err:
+            self.mcu.close()
+            raise InputError(
+                f"the serial port {self.mcu.port} closed while waiting for the MCU ({err})",
+                hint="check the cable and --serial; the MCU may have been unplugged",
+            ) from err
+        if not ready:
+            await self.shutdown()
+            return
         hosts = resolve_interfaces(self.interfaces)
         bind = hosts if isinstance(hosts, list) else None
-        self._server = await asyncio.start_server(self._serve, host=bind, port=self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._listen(bind)
         await self.advertiser.start(self.name, self.port, self.identity.id, self.txt())
         self._advertised_nodes = self.mcu.nodes
         log.info("gateway %s (id %s) listening on port %d", self.name, self.identity.id, self.port)
         tasks = [
             asyncio.ensure_future(self._mcu_reader()),
             asyncio.ensure_future(self._housekeeping()),
+            *(asyncio.ensure_future(self._accept(sock)) for sock in self._listeners),
         ]
         try:
             await self._stop.wait()
@@ -163,14 +177,101 @@ class Gateway:
     def stop(self) -> None:
         self._stop.set()
 
+    async def _wait_for_mcu(self) -> bool:
+        """Until the MCU answers a hello, ask again with backoff; False if stopped meanwhile.
+
+        A gateway started before its MCU is flashed (or on the wrong port or baud) relays
+        nothing, so it says once what it waits for and what to do, and does not advertise.
+        """
+        delay = 1.0
+        next_note = 0.0
+        while self.mcu.mcu_id is None and not self.mcu.provisioned:
+            now = time.monotonic()
+            if now >= next_note and self.mcu.key_mismatch:
+                log.warning(
+                    "the MCU on %s holds another gateway's key, so nothing can be relayed to it;"
+                    " give it this gateway's key over its USB serial (firmware/README.md,"
+                    " 'Keys'). Retrying with backoff.",
+                    self.mcu.port,
+                )
+                next_note = now + 300.0
+            elif now >= next_note:
+                log.warning(
+                    "waiting for the MCU on %s (%d baud): it does not answer the protocol's hello;"
+                    " flash firmware/gateway (Argon) or firmware/node onto it, and check --serial"
+                    " and --baud. Retrying with backoff.",
+                    self.mcu.port,
+                    self.mcu.baud,
+                )
+                next_note = now + 300.0
+            try:
+                await asyncio.wait_for(self._stop.wait(), delay)
+                return False
+            except asyncio.TimeoutError:
+                pass
+            delay = min(delay * 2, 30.0)
+            await self.mcu.hello()
+        return True
+
     async def shutdown(self) -> None:
         await self.advertiser.close()
-        if self._server is not None:
-            self._server.close()
+        for sock in self._listeners:
+            sock.close()
+        self._listeners.clear()
+        for task in list(self._connections):
+            task.cancel()
         if self._active is not None:
             await self._active.stream.close()
         self.mcu.close()
         self.write_status()
+
+    def _listen(self, hosts: list[str] | None) -> None:
+        """Listening sockets on ``hosts`` (all interfaces if None), all on one port."""
+        for host in hosts or [""]:
+            sock = socket.create_server((host, self.port), backlog=64)
+            sock.setblocking(False)
+            self.port = sock.getsockname()[1]
+            self._listeners.append(sock)
+
+    async def _accept(self, sock: socket.socket) -> None:
+        """Accept connections; when descriptors run out, say so once and back off until free.
+
+        asyncio's own server retries a failing ``accept()`` in a tight loop and logs a
+        traceback each time, so the gateway runs this loop itself.
+        """
+        loop = asyncio.get_running_loop()
+        delay = 0.1
+        last_starved = -1e9  # one warning per episode: none in the 30 s before
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as err:
+                if err.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    raise
+                now = time.monotonic()
+                if now - last_starved > 30.0:
+                    self.accept_pauses += 1
+                    log.warning(
+                        "out of file descriptors (%s): pausing new connections until some are"
+                        " free; raise LimitNOFILE or find what holds them",
+                        err.strerror,
+                    )
+                last_starved = now
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.1
+            task = asyncio.ensure_future(self._serve_socket(conn))
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+
+    async def _serve_socket(self, conn: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=conn)
+        except OSError:
+            conn.close()
+            return
+        await self._serve(reader, writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         stream = LineStream(reader, writer, self.counters)
@@ -318,6 +419,7 @@ class Gateway:
             "sessions": self.sessions,
             "auth_failures": self.auth_failures,
             "refused_connections": self.refused_connections,
+            "accept_pauses": self.accept_pauses,
             "events_relayed": self.events_relayed,
             "duplicates": self.duplicates,
             "commands_relayed": self.commands_relayed,

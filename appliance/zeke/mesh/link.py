@@ -48,6 +48,8 @@ class LineStream:
         while not self._pending:
             try:
                 data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
+            except asyncio.TimeoutError:
+                raise  # a quiet peer, not a closed link (TimeoutError is an OSError too)
             except (ConnectionError, OSError) as err:
                 self.framer.close()
                 raise LinkClosed(str(err)) from err
@@ -185,7 +187,7 @@ class McuLink:
             await self.stream.send(p.encode(hello))
             reply = await self._await_hello(nonce)
             if reply is None:
-                log.warning("no hello from the MCU on %s: its last event is unknown", self.port)
+                log.info("no hello from the MCU on %s: its last event is unknown", self.port)
                 return
             if reply.peer_nonce is None:  # keyless MCU: give it ours (serial is trusted)
                 if not self.provision:
@@ -228,11 +230,12 @@ class McuLink:
                 continue
             if not p.verify(parsed, self.key, p.NODE):
                 self.counters.drop(p.Drop.TAG)
+                if not self.key_mismatch:  # said once; the gateway says what to do
+                    log.error(
+                        "the MCU on %s answered with another key: it belongs to another gateway",
+                        self.port,
+                    )
                 self.key_mismatch = True
-                log.error(
-                    "the MCU on %s answered with another key: it belongs to another gateway",
-                    self.port,
-                )
                 continue
             if msg.peer_nonce != nonce:  # an answer to an earlier hello, still buffered
                 self.counters.drop(p.Drop.DUPLICATE)
