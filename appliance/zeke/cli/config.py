@@ -16,7 +16,8 @@ JSON contracts (``--json``)::
     zeke config get KEY --json
         {"key": str, "value": any}
 
-Errors (unreadable or invalid config, unknown key) exit with status 5.
+Errors (unreadable or invalid config, unknown key) exit with status 5; ``validate --json``
+prints its document on stdout and the error line on stderr as well.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ CONFIG_OPTION = typer.Option(None, "--config", help="Config file (default: the u
 
 
 def _echo_json(doc: dict) -> None:
-    typer.echo(json.dumps(doc, indent=2, default=str))
+    """Strict JSON: the config refuses inf and nan, so ``Infinity`` can never be printed."""
+    typer.echo(json.dumps(doc, indent=2, default=str, allow_nan=False))
 
 
 @config_app.command("path")
@@ -57,13 +59,13 @@ def path_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON (contract: `zeke config -h`)."),
 ) -> None:
     """Which config file is in use, where writes go, and the search order."""
-    from zeke.config import locate
+    from zeke.config import exists, locate
 
     loc = locate(config)
     doc = {
         "path": str(loc.path) if loc.path else None,
         "origin": loc.origin,
-        "exists": bool(loc.path and loc.path.exists()),
+        "exists": bool(loc.path and exists(loc.path)),
         "write_path": str(loc.write_path),
         "searched": [str(p) for p in loc.searched],
     }
@@ -117,8 +119,11 @@ def validate_cmd(
     except ConfigError as err:
         if not json_out:
             raise
+        from zeke.cli.main import report_error
+
         where = str(target) if target else None
         _echo_json({"path": where, "valid": False, "error": err.message})
+        report_error(err)  # stdout stays the JSON document; people and logs read stderr
         raise typer.Exit(err.exit_code) from None
     where = str(loaded.path) if loaded.path else None
     if json_out:

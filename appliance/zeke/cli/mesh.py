@@ -63,7 +63,7 @@ def _mqtt_settings(base: MqttSettings, **options: object) -> MqttSettings:
         update["enabled"] = True
     if update.get("tls") and "port" not in update and base.port == 1883:
         update["port"] = 8883
-    return MqttSettings.model_validate({**base.model_dump(), **update})
+    return base.with_options(update)
 
 
 def _run_until_signal(main, stop) -> None:  # type: ignore[no-untyped-def]
