@@ -366,3 +366,14 @@ def test_mesh_run_refuses_bad_mqtt_options(tmp_path, options):
     env = {**_env(tmp_path), "ZEKE_STATE_DIR": str(tmp_path / "state")}
     ended = zeke("mesh", "run", *options, env=env)
     assert refused(ended) and ended.returncode == 2, ended.describe()
+
+
+def test_a_hard_linked_config_is_refused(tmp_path):
+    """A rename would split the names (one keeps the old text), so say so instead."""
+    path = tmp_path / "zeke.toml"
+    path.write_text("[vision]\nthreads = 2\n")
+    os.link(path, tmp_path / "other.toml")
+    before = tree_state(tmp_path)
+    ended = zeke("config", "set", "--config", path, "vision.threads", "3", env=_env(tmp_path))
+    assert refused(ended) and "hard links" in ended.stderr, ended.describe()
+    assert tree_state(tmp_path) == before
