@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import socket
 import struct
 import zlib
@@ -464,3 +465,82 @@ def test_watch_refuses_a_fifo_video_camera(tmp_path):
     ended = zeke("watch", "--camera", f"file://{fifo}", "--frames", "3", "--json", deadline=20)
     assert refused(ended), ended.describe()
     assert "FIFO" in ended.stderr
+
+
+def test_ctrl_c_while_watch_starts_exits_130_quietly(tmp_path):
+    """SIGINT at many points of ``zeke watch`` starting up: never a traceback, never a hang.
+
+    Each child is interrupted at a growing delay after zeke's own code began (the
+    interpreter's start before that is CPython's). A child that dies *by* SIGINT (returncode
+    -2) is what a shell reports as 130 too; CPython ends that way after an interrupt that
+    passed through code a C extension evaluated.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    outcomes = []
+    for step in range(16):
+        delay = 0.07 * step
+        err = tmp_path / f"err-{step}"
+        with open(err, "wb") as stream:
+            child = subprocess.Popen(
+                [sys.executable, "-X", "importtime", "-m", "zeke", "watch", "--demo",
+                 "--frames", "400", "--json"],
+                stdout=subprocess.DEVNULL,
+                stderr=stream,
+                cwd=tmp_path,
+            )  # fmt: skip
+            deadline = time.monotonic() + 20
+            while not re.search(r"\|\s+zeke\.errors\n", err.read_text(errors="replace")):
+                assert time.monotonic() < deadline and child.poll() is None
+                time.sleep(0.005)
+            time.sleep(delay)  # zeke.cli.main is importing the commands by now
+            child.send_signal(signal.SIGINT)
+            try:
+                code = child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+                pytest.fail(f"zeke watch hung after Ctrl-C at {delay:.2f} s")
+        text = err.read_text(errors="replace")
+        assert "Traceback" not in text, f"at {delay:.2f} s:\n{text[-3000:]}"
+        assert "error:" not in text, f"at {delay:.2f} s:\n{text[-3000:]}"
+        outcomes.append(code)
+    assert set(outcomes) <= {130, -signal.SIGINT, 0}, outcomes
+    assert any(code in (130, -signal.SIGINT) for code in outcomes), outcomes
+
+
+_NO_PAHO = '''
+import importlib.abc, sys
+
+class NoPaho(importlib.abc.MetaPathFinder):
+    """An install without the mqtt extra: paho cannot be found."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "paho" or name.startswith("paho."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoPaho())
+'''
+
+
+def test_doctor_without_the_mqtt_extra_reports_it_missing(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_NO_PAHO)
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        "ZEKE_CONFIG": str(tmp_path / "etc" / "zeke.toml"),
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        "ZEKE_STATE_DIR": str(tmp_path / "state"),
+    }
+    probe = zeke("doctor", "--json", env=env)
+    assert not probe.traceback and not probe.hung, probe.describe()
+    report = json.loads(probe.stdout)
+    checks = report["checks"] if isinstance(report, dict) else report
+    extras = next(c for c in checks if c["id"] == "extras")
+    assert extras["status"] in ("pass", "warn"), extras
+    assert "paho-mqtt" in extras["detail"].split("missing:")[1], extras

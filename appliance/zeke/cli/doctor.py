@@ -412,7 +412,7 @@ class Doctor:
         except ZekeError as err:
             self.add("mesh", "mesh", "fail", err.message, err.hint)
             return
-        if mqtt.enabled and importlib.util.find_spec("paho.mqtt") is None:
+        if mqtt.enabled and not module_present("paho.mqtt"):
             self.add(
                 "mesh", "mesh", "fail", "[mqtt] is enabled but paho-mqtt is not installed",
                 "pip install 'zeke[mqtt]' (or set [mqtt] enabled = false)",
@@ -471,7 +471,7 @@ class Doctor:
         present, missing, warn = [], [], []
 
         def probe(label: str, module: str, relevant: bool, fix: str) -> None:
-            if importlib.util.find_spec(module) is not None:
+            if module_present(module):
                 present.append(label)
             else:
                 missing.append(label)
@@ -503,6 +503,18 @@ class Doctor:
             self.add("extras", "optional extras", "warn", detail, "; ".join(f for _, f in warn))
         else:
             self.add("extras", "optional extras", "pass", detail)
+
+
+def module_present(name: str) -> bool:
+    """Whether ``name`` can be imported, without importing it.
+
+    ``find_spec("paho.mqtt")`` imports the parent ``paho`` first and raises
+    ``ModuleNotFoundError`` when that is missing, so a missing parent counts as absent.
+    """
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _ntp_synchronized() -> bool | None:

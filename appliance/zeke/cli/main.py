@@ -6,13 +6,38 @@ interpreter) stay inside the commands so ``zeke --help`` and cold starts stay fa
 
 from __future__ import annotations
 
-import importlib
+import signal
 import sys
 
-import typer
+_interrupted = False
 
-from zeke import __version__
-from zeke.errors import ZekeError
+
+def _interrupted_while_starting(_signum, _frame) -> None:
+    """Ctrl-C before the command runs (imports take a second on a small board): exit quietly."""
+    raise SystemExit(130)
+
+
+def _interrupt(_signum, _frame) -> None:
+    """Ctrl-C while a command runs: a ``KeyboardInterrupt`` as usual, and remember it.
+
+    A library interrupted inside its own import can turn the interrupt into an ``ImportError``
+    (pybind11 modules do), which would surface as a misleading error; ``run`` knows better.
+    """
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+# Installed before the heavy imports below; ``run`` switches to ``_interrupt``.
+if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+import importlib  # noqa: E402
+
+import typer  # noqa: E402
+
+from zeke import __version__  # noqa: E402
+from zeke.errors import ZekeError  # noqa: E402
 
 COMMAND_MODULES: tuple[str, ...] = (
     "detect",
@@ -68,12 +93,20 @@ def report_error(err: ZekeError) -> None:
 def run() -> None:
     """Console-script entry point: run the app, turn ``ZekeError`` into a clean exit."""
     try:
+        if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+            signal.signal(signal.SIGINT, _interrupt)
         app()
-    except ZekeError as err:
-        report_error(err)
-        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except ZekeError as err:
+        if _interrupted:  # a consequence of Ctrl-C, not the user's problem
+            sys.exit(130)
+        report_error(err)
+        sys.exit(err.exit_code)
+    except Exception:
+        if _interrupted:
+            sys.exit(130)
+        raise
 
 
 if __name__ == "__main__":
