@@ -379,3 +379,42 @@ def test_a_name_taken_on_the_network_is_a_clear_error(
         assert twin.proc.wait(60) != 0
         err = twin.stderr()
         assert "another gateway already advertises the name" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "huge", "deep", "not-json", "directory"])
+def test_hostile_mesh_state_files_are_named_errors(kind: str, tmp_path: Path) -> None:
+    """The pairings file, a gateway identity and the MQTT password file: no hang, no traceback."""
+    import os
+
+    from hostile import refused, zeke
+
+    state = tmp_path / "state"
+    files = {
+        "pairings": state / "mesh" / "pairings.json",
+        "identity": state / "gateway" / "g1" / "identity.json",
+        "password": tmp_path / "mqtt.pw",
+    }
+    for path in files.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "fifo":
+            os.mkfifo(path, 0o600)
+        elif kind == "directory":
+            path.mkdir()
+        else:
+            body = {"huge": b" " * (2 << 20), "deep": b"[" * 100_000, "not-json": b"\xff{"}[kind]
+            path.write_bytes(body)
+            path.chmod(0o600)
+    env = {"ZEKE_STATE_DIR": str(state)}
+    for args in (
+        ("mesh", "list", "--timeout", "0.3", *LOOPBACK),
+        ("gateway", "--name", "g1", "--show-key"),
+    ):
+        ended = zeke(*args, env=env, deadline=30)
+        assert refused(ended), ended.describe()
+    from zeke.errors import ConfigError
+    from zeke.mesh.settings import MqttSettings
+
+    settings = MqttSettings(enabled=True, host="127.0.0.1", password_file=files["password"])
+    if kind != "not-json":  # a password file is text, so only the other kinds are hostile
+        with pytest.raises(ConfigError):
+            settings.resolve_password()

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zeke import __version__
-from zeke.errors import InputError, UsageError
+from zeke.errors import ConfigError, InputError, UsageError
+from zeke.inputs import read_regular
 from zeke.mesh import protocol as p
 from zeke.mesh.auth import new_key, new_nonce
 from zeke.mesh.discovery import Advertiser, resolve_interfaces
@@ -55,6 +56,13 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_id(gateway_id: object) -> str:
+    """A stored gateway id, as the protocol's id field allows it."""
+    if not isinstance(gateway_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,24}", gateway_id):
+        raise ValueError("bad id")
+    return gateway_id
+
+
 @dataclass
 class GatewayIdentity:
     """Who this gateway is (id in TXT and hellos) and the key appliances pair with."""
@@ -67,8 +75,15 @@ class GatewayIdentity:
         path = state_dir / "identity.json"
         if path.exists():
             check_private(path)
-            doc = json.loads(path.read_text())
-            return cls(id=doc["id"], key=bytes.fromhex(doc["key"]))
+            hint = f"delete {path} to make a new identity (then pair appliances again)"
+            raw = read_regular(
+                path, "gateway identity", max_bytes=4096, error=ConfigError, hint=hint
+            )
+            try:
+                doc = json.loads(raw.decode("utf-8"))
+                return cls(id=check_id(doc["id"]), key=bytes.fromhex(doc["key"]))
+            except (ValueError, KeyError, TypeError) as err:
+                raise ConfigError(f"{path} is not a gateway identity ({err})", hint=hint) from None
         identity = cls(id=secrets.token_hex(6), key=new_key())
         write_private(path, json.dumps({"id": identity.id, "key": identity.key.hex()}).encode())
         return identity

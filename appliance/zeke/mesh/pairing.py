@@ -19,6 +19,7 @@ from pathlib import Path
 
 from zeke.errors import ConfigError
 from zeke.fsutil import atomic_write
+from zeke.inputs import read_regular
 
 FORMAT_VERSION = 1
 
@@ -67,6 +68,10 @@ def _directory_owner(directory: Path) -> tuple[int, int] | None:
         return None
     info = directory.stat()
     return (info.st_uid, info.st_gid) if info.st_uid != 0 else None
+
+
+#: A pairings file is a few hundred bytes per gateway; anything this big is not one.
+MAX_PAIRINGS_BYTES = 1 << 20
 
 
 @dataclass
@@ -142,14 +147,18 @@ class PairingStore:
         if not self.path.exists():
             return {}
         check_private(self.path)
+        raw = read_regular(
+            self.path, "pairings file", max_bytes=MAX_PAIRINGS_BYTES, error=ConfigError,
+            hint="fix or delete it and pair the gateways again with `zeke mesh pair NAME`",
+        )  # fmt: skip
         try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            doc = json.loads(raw.decode("utf-8"))
             if doc.get("version") != FORMAT_VERSION:
                 raise ValueError(f"unsupported format version {doc.get('version')!r}")
             return {name: Pairing.from_doc(entry) for name, entry in doc["gateways"].items()}
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
             raise ConfigError(
-                f"cannot read the pairings file {self.path}: {err}",
+                f"cannot read the pairings file {self.path}: {str(err)[:200]}",
                 hint="fix or delete it and pair the gateways again with `zeke mesh pair NAME`",
             ) from err
 

@@ -20,6 +20,7 @@ from zeke.config_values import (
     TopicPrefix,
 )
 from zeke.errors import ConfigError, UsageError
+from zeke.inputs import read_regular
 
 #: Longest backoff, heartbeat or timeout that still makes sense for a LAN appliance (seconds).
 HOUR_S = 3600.0
@@ -101,11 +102,15 @@ class MqttSettings(StrictModel):
             return os.environ["ZEKE_MQTT_PASSWORD"]
         if self.password_file is None:
             return None
+        hint = "check [mqtt] password_file (or --mqtt-password-file) and its permissions"
+        raw = read_regular(
+            self.password_file, "MQTT password file", max_bytes=4096, error=ConfigError,
+            hint=hint, missing="cannot read the MQTT password file {}: no such file",
+        )  # fmt: skip
         try:
-            lines = self.password_file.read_text(encoding="utf-8").splitlines()
-        except OSError as err:
+            lines = raw.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
             raise ConfigError(
-                f"cannot read the MQTT password file {self.password_file}: {err.strerror}",
-                hint="check [mqtt] password_file (or --mqtt-password-file) and its permissions",
+                f"the MQTT password file {self.password_file} is not UTF-8 text", hint=hint
             ) from None
         return lines[0].strip() if lines else ""
