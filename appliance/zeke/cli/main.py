@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 
 _interrupted = False
 
@@ -28,9 +29,17 @@ def _interrupt(_signum, _frame) -> None:
     raise KeyboardInterrupt
 
 
+def _replace_handler(old, new) -> None:
+    """Swap the SIGINT handler if it is ``old`` (only the main thread may; others leave it)."""
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is old
+    ):
+        signal.signal(signal.SIGINT, new)
+
+
 # Installed before the heavy imports below; ``run`` switches to ``_interrupt``.
-if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-    signal.signal(signal.SIGINT, _interrupted_while_starting)
+_replace_handler(signal.default_int_handler, _interrupted_while_starting)
 
 import importlib  # noqa: E402
 
@@ -93,8 +102,7 @@ def report_error(err: ZekeError) -> None:
 def run() -> None:
     """Console-script entry point: run the app, turn ``ZekeError`` into a clean exit."""
     try:
-        if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
-            signal.signal(signal.SIGINT, _interrupt)
+        _replace_handler(_interrupted_while_starting, _interrupt)
         app()
     except KeyboardInterrupt:
         sys.exit(130)
