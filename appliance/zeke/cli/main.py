@@ -6,11 +6,14 @@ interpreter) stay inside the commands so ``zeke --help`` and cold starts stay fa
 
 from __future__ import annotations
 
-import signal
+import _signal  # the C module: the handler goes in before ``signal`` imports ``enum``
+import _thread
+import contextlib
+import os
 import sys
-import threading
 
 _interrupted = False
+_MAIN_THREAD = _thread.get_ident()  # the thread importing this module; the program's main one
 
 
 def _interrupted_while_starting(_signum, _frame) -> None:
@@ -31,15 +34,23 @@ def _interrupt(_signum, _frame) -> None:
 
 def _replace_handler(old, new) -> None:
     """Swap the SIGINT handler if it is ``old`` (only the main thread may; others leave it)."""
-    if (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is old
-    ):
-        signal.signal(signal.SIGINT, new)
+    if _thread.get_ident() == _MAIN_THREAD and _signal.getsignal(_signal.SIGINT) is old:
+        with contextlib.suppress(ValueError):  # imported outside the main thread
+            _signal.signal(_signal.SIGINT, new)
+
+
+def _started_as_zeke() -> bool:
+    """Whether this process is the ``zeke`` program (not a library user importing the CLI)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name == "zeke.__main__":
+        return True
+    return os.path.basename(getattr(main, "__file__", None) or "") == "zeke"
 
 
 # Installed before the heavy imports below; ``run`` switches to ``_interrupt``.
-_replace_handler(signal.default_int_handler, _interrupted_while_starting)
+if _started_as_zeke():
+    _replace_handler(_signal.default_int_handler, _interrupted_while_starting)
 
 import importlib  # noqa: E402
 
