@@ -77,6 +77,15 @@ def _sig_doc(**fields) -> bytes:
     return json.dumps(base).encode()
 
 
+def _flip_signature(sig: bytes) -> bytes:
+    """The same signature document with one bit of the signature itself flipped."""
+    doc = json.loads(sig)
+    raw = bytearray(base64.b64decode(doc["signature"]))
+    raw[0] ^= 0x01
+    doc["signature"] = base64.b64encode(bytes(raw)).decode()
+    return json.dumps(doc).encode()
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "_", name)[:60]
 
@@ -218,7 +227,7 @@ def build_cases(root: Path, good: Path, other: Path, keypair) -> list[Case]:
         ("alg", _sig_doc(algorithm="rsa")),
         ("short-sig", _sig_doc(signature=base64.b64encode(b"x"))),
         ("extra", sig[:-2] + b',"x":1}\n'),
-        ("flipped", sig.replace(b"A", b"B", 1)),
+        ("flipped", _flip_signature(sig)),
     ):
         add_members(f"sig-{label}", [members[0], ("bundle.sig", blob), *members[2:]])
     foreign = members_of(other)
