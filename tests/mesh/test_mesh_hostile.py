@@ -391,7 +391,7 @@ def test_hostile_mesh_state_files_are_named_errors(kind: str, tmp_path: Path) ->
     state = tmp_path / "state"
     files = {
         "pairings": state / "mesh" / "pairings.json",
-        "identity": state / "gateway" / "g1" / "identity.json",
+        "identity": state / "gateway" / unique("g1") / "identity.json",
         "password": tmp_path / "mqtt.pw",
     }
     for path in files.values():
@@ -407,7 +407,7 @@ def test_hostile_mesh_state_files_are_named_errors(kind: str, tmp_path: Path) ->
     env = {"ZEKE_STATE_DIR": str(state)}
     for args in (
         ("mesh", "list", "--timeout", "0.3", *LOOPBACK),
-        ("gateway", "--name", "g1", "--show-key"),
+        ("gateway", "--name", unique("g1"), "--show-key"),
     ):
         ended = zeke(*args, env=env, deadline=30)
         assert refused(ended), ended.describe()
